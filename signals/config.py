@@ -1,0 +1,295 @@
+"""Engine configuration: keyword-only, frozen at start, validated with messages that say what to fix.
+
+A TOML file looks like this (every key optional)::
+
+    [engine]
+    bar_seconds = 1.0                 # pre-averaging bar width
+    max_gap_seconds = 900             # a longer silence is a session break
+    out_of_order_tolerance_seconds = 2.0
+    baseline_seconds = 100000         # memory of the volatility and flow baselines (trading time)
+    seasonal_day_decay = 0.8          # weight of yesterday in the time-of-day profile
+
+    [thresholds]                      # see docs/signals.md, "Calibration"
+    steady_tstat = 3.5
+
+    [defaults]                        # applies to instruments not listed below
+    calendar = "24h"
+
+    [instruments.UST10Y]
+    invert = true                     # a yield: rising = bond selling
+    watch = true                      # always exported to Prometheus
+    calendar = { tz = "America/New_York", open = "08:20", close = "17:00", days = "Mon-Fri" }
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Calendar:
+    """When an instrument trades. ``open``/``close`` None means around the clock.
+
+    Time-of-day seasonality buckets and the trading date are taken in ``tz``.
+    """
+
+    tz: str = "UTC"
+    open: str | None = None
+    close: str | None = None
+    days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+
+    def __post_init__(self):
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"calendar tz {self.tz!r} is not an IANA time zone; write e.g. 'America/New_York' or 'UTC'") from None
+        if (self.open is None) != (self.close is None):
+            raise ConfigError("calendar needs both 'open' and 'close' (HH:MM), or neither for 24h trading")
+        for key in ("open", "close"):
+            v = getattr(self, key)
+            if v is not None and not _HHMM.match(v):
+                raise ConfigError(f"calendar {key} {v!r} must be HH:MM in 24-hour time, e.g. '09:30'")
+        if self.open is not None and self.open_minute == self.close_minute:
+            raise ConfigError("calendar open and close are equal; omit both for 24h trading")
+        if not self.days or any(d not in range(7) for d in self.days):
+            raise ConfigError("calendar days must be a non-empty range like 'Mon-Fri' or a list of Mon..Sun")
+
+    @property
+    def is_24h(self) -> bool:
+        return self.open is None
+
+    @property
+    def open_minute(self) -> int:
+        return -1 if self.open is None else int(self.open[:2]) * 60 + int(self.open[3:])
+
+    @property
+    def close_minute(self) -> int:
+        return -1 if self.close is None else int(self.close[:2]) * 60 + int(self.close[3:])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InstrumentConfig:
+    """Per-instrument settings.
+
+    invert   the price is a yield or rate: a rising value means the asset is being sold.
+    watch    always export this instrument's statistics to Prometheus, even when quiet.
+    """
+
+    invert: bool = False
+    watch: bool = False
+    calendar: Calendar = field(default_factory=Calendar)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Thresholds:
+    """Regime thresholds. Defaults come from the calibration in docs/signals.md.
+
+    t-statistics are in standard-normal units (drift-burst form); ratios are against the
+    instrument's own deseasonalised baseline; durations are event-time seconds.
+    """
+
+    # jumps (Lee-Mykland): family-wise level and the number of tests it covers
+    jump_alpha: float = 0.01
+    jump_n: int = 23400
+    # burst: a jump or fast drift with an activity and volatility surge
+    burst_tstat: float = 3.5
+    burst_activity_ratio: float = 2.0
+    burst_vol_ratio: float = 2.0
+    burst_jump_window_seconds: float = 60.0
+    burst_enter_seconds: float = 0.0
+    burst_exit_seconds: float = 120.0
+    burst_cooldown_seconds: float = 900.0
+    # deleveraging: sustained fast one-sided move in high volatility
+    delev_tstat: float = 4.0
+    delev_vol_ratio: float = 2.5
+    delev_flow_z: float = 1.0
+    delev_enter_seconds: float = 120.0
+    delev_exit_seconds: float = 1200.0
+    delev_cooldown_seconds: float = 7200.0
+    # steady flow: slow persistent drift in normal or low volatility
+    steady_tstat: float = 3.5
+    steady_tstat_slow: float = 2.5
+    steady_vol_ratio_max: float = 1.6
+    steady_cusum: float = 60.0
+    steady_flow_z: float = 1.0
+    steady_fingerprint_tstat: float = 2.0
+    steady_jump_quiet_seconds: float = 1800.0
+    steady_enter_seconds: float = 300.0
+    steady_exit_seconds: float = 1800.0
+    steady_cooldown_seconds: float = 21600.0
+    # no regime before this much trading time has been seen (baselines must exist first)
+    warmup_seconds: float = 1800.0
+    steady_warmup_seconds: float = 3600.0
+    # hysteresis: a regime is kept while its statistic stays above this share of the entry level
+    exit_fraction: float = 0.5
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise ConfigError(f"thresholds.{f.name} must be a number, got {v!r}")
+            if v < 0:
+                raise ConfigError(f"thresholds.{f.name} must be >= 0, got {v}")
+        if not 0 < self.jump_alpha < 1:
+            raise ConfigError(f"thresholds.jump_alpha must be in (0, 1), got {self.jump_alpha}")
+        if self.jump_n < 2:
+            raise ConfigError(f"thresholds.jump_n must be >= 2, got {self.jump_n}")
+        if not 0 < self.exit_fraction <= 1:
+            raise ConfigError(f"thresholds.exit_fraction must be in (0, 1], got {self.exit_fraction}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineConfig:
+    """Everything the engine needs; identical in replay and in the service."""
+
+    bar_seconds: float = 1.0
+    max_gap_seconds: float = 900.0
+    out_of_order_tolerance_seconds: float = 2.0
+    baseline_seconds: float = 100_000.0
+    seasonal_day_decay: float = 0.8
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    defaults: InstrumentConfig = field(default_factory=InstrumentConfig)
+    instruments: Mapping[str, InstrumentConfig] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not (0.01 <= self.bar_seconds <= 60):
+            raise ConfigError(f"engine.bar_seconds must be between 0.01 and 60, got {self.bar_seconds}")
+        if self.max_gap_seconds < 10 * self.bar_seconds:
+            raise ConfigError(f"engine.max_gap_seconds must be at least 10 bars ({10 * self.bar_seconds} s), got {self.max_gap_seconds}")
+        if not (0 <= self.out_of_order_tolerance_seconds <= 3600):
+            raise ConfigError(f"engine.out_of_order_tolerance_seconds must be between 0 and 3600, got {self.out_of_order_tolerance_seconds}")
+        if self.baseline_seconds < 3600:
+            raise ConfigError(f"engine.baseline_seconds must be at least 3600 (one hour of trading), got {self.baseline_seconds}")
+        if not (0 < self.seasonal_day_decay <= 1):
+            raise ConfigError(f"engine.seasonal_day_decay must be in (0, 1], got {self.seasonal_day_decay}")
+        object.__setattr__(self, "instruments", MappingProxyType(dict(self.instruments)))
+
+    def for_instrument(self, name: str) -> InstrumentConfig:
+        return self.instruments.get(name, self.defaults)
+
+    @property
+    def watchlist(self) -> tuple[str, ...]:
+        return tuple(n for n, c in self.instruments.items() if c.watch)
+
+
+def _parse_days(v: Any, where: str) -> tuple[int, ...]:
+    if isinstance(v, str):
+        parts = [p.strip() for p in v.split(",")]
+        out: list[int] = []
+        for p in parts:
+            if "-" in p:
+                a, b = (x.strip().title()[:3] for x in p.split("-", 1))
+                if a not in _DAYS or b not in _DAYS:
+                    raise ConfigError(f"{where}.days {v!r}: use day names like 'Mon-Fri' or 'Sun-Fri'")
+                i, j = _DAYS.index(a), _DAYS.index(b)
+                out.extend(range(i, j + 1) if i <= j else [*range(i, 7), *range(0, j + 1)])
+            else:
+                d = p.title()[:3]
+                if d not in _DAYS:
+                    raise ConfigError(f"{where}.days {v!r}: use day names like 'Mon-Fri' or 'Sun-Fri'")
+                out.append(_DAYS.index(d))
+        return tuple(sorted(set(out)))
+    if isinstance(v, list):
+        return _parse_days(",".join(map(str, v)), where)
+    raise ConfigError(f"{where}.days must be a string like 'Mon-Fri', got {v!r}")
+
+
+def _calendar(v: Any, where: str) -> Calendar:
+    if v == "24h":
+        return Calendar()
+    if isinstance(v, str):
+        raise ConfigError(f"{where}.calendar {v!r}: write \"24h\" or a table {{ tz = ..., open = \"HH:MM\", close = \"HH:MM\", days = \"Mon-Fri\" }}")
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}.calendar must be \"24h\" or a table, got {v!r}")
+    unknown = set(v) - {"tz", "open", "close", "days"}
+    if unknown:
+        raise ConfigError(f"{where}.calendar has unknown keys {sorted(unknown)}; allowed: tz, open, close, days")
+    kw: dict[str, Any] = {k: v[k] for k in ("tz", "open", "close") if k in v}
+    if "days" in v:
+        kw["days"] = _parse_days(v["days"], f"{where}.calendar")
+    try:
+        return Calendar(**kw)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _instrument(v: Any, where: str, base: InstrumentConfig | None = None) -> InstrumentConfig:
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where} must be a table, got {v!r}")
+    unknown = set(v) - {"invert", "watch", "calendar"}
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {sorted(unknown)}; allowed: invert, watch, calendar")
+    base = base or InstrumentConfig()
+    kw: dict[str, Any] = {}
+    for k in ("invert", "watch"):
+        if k in v:
+            if not isinstance(v[k], bool):
+                raise ConfigError(f"{where}.{k} must be true or false, got {v[k]!r}")
+            kw[k] = v[k]
+    if "calendar" in v:
+        kw["calendar"] = _calendar(v["calendar"], where)
+    return dataclasses.replace(base, **kw)
+
+
+def _section(cls, data: Any, name: str, allowed_extra: dict | None = None):
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(names))}")
+    return dict(data)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> EngineConfig:
+    """Build an :class:`EngineConfig` from the parsed TOML layout shown in the module docstring."""
+    unknown = set(data) - {"engine", "thresholds", "defaults", "instruments", "service"}
+    if unknown:
+        raise ConfigError(f"unknown config sections {sorted(unknown)}; allowed: engine, thresholds, defaults, instruments, service")
+    eng = data.get("engine") or {}
+    if not isinstance(eng, dict):
+        raise ConfigError("[engine] must be a table")
+    allowed = {"bar_seconds", "max_gap_seconds", "out_of_order_tolerance_seconds", "baseline_seconds",
+               "seasonal_day_decay"}
+    if set(eng) - allowed:
+        raise ConfigError(f"[engine] has unknown keys {sorted(set(eng) - allowed)}; allowed: {', '.join(sorted(allowed))}")
+    for k, v in eng.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"engine.{k} must be a number, got {v!r}")
+    th = Thresholds(**_section(Thresholds, data.get("thresholds"), "thresholds"))
+    defaults = _instrument(data.get("defaults") or {}, "defaults")
+    inst_raw = data.get("instruments") or {}
+    if not isinstance(inst_raw, dict):
+        raise ConfigError("[instruments] must be a table of instrument names")
+    instruments = {str(k): _instrument(v, f"instruments.{k}", defaults) for k, v in inst_raw.items()}
+    return EngineConfig(thresholds=th, defaults=defaults, instruments=instruments,
+                        **{k: float(v) for k, v in eng.items()})
+
+
+def load_config(path: str | Path | None) -> EngineConfig:
+    """Read a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return EngineConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+    return config_from_dict(data)

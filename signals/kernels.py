@@ -1,0 +1,531 @@
+"""The numba kernel: every estimator and the regime state machine, fused into one pass per tick.
+
+State lives in two arrays indexed by instrument id: ``F`` (float64, ``NF`` columns) and ``I``
+(int64, ``NI`` columns); one instrument is 1,952 bytes. The column layout below is the snapshot
+format (bump ``LAYOUT_VERSION`` on any change). ``signals/reference.py`` is the slow,
+obviously-correct implementation of the same arithmetic; tests hold the two together.
+
+Per tick the kernel only updates the open bar (pre-averaging). When a tick opens a new bar,
+the previous bar is closed: its return feeds the estimators (``_close_bar``) and the regime
+state machine runs, with that tick as the trigger.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+LAYOUT_VERSION = 1
+
+NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
+NH = 4           # horizons of the drift and flow statistics
+HORIZONS = (60.0, 900.0, 3600.0, 14400.0)
+NSTAT = 18
+
+# ---- float state columns -------------------------------------------------------------
+F_B_SUMP, F_B_N, F_B_LASTP, F_B_Q, F_B_V = 0, 1, 2, 3, 4          # open bar
+F_PREV_MEAN, F_PREV_CLOSE, F_PREV_R, F_PREV_RC = 5, 6, 7, 8        # previous bar
+F_LAST_PX, F_LAST_SIGN = 9, 10                                     # tick rule
+F_S, F_W2, F_VN, F_VD = 11, 15, 19, 23                             # drift, 4 horizons each
+F_VB_N, F_VB_D = 27, 28                                            # baseline variance rate
+F_BV_N, F_JS_RV, F_JS_BV = 29, 30, 31                              # bipower, jump share
+F_Q, F_U, F_M = 32, 36, 40                                         # flow, 4 horizons each
+F_QV, F_UV, F_MV, F_VOLR = 44, 45, 46, 47                          # volume-clock flow
+F_ACT_N = 48                                                       # activity
+F_CU = 49                                                          # 4 CUSUMs: up/down slow, up/down fast
+F_WARM, F_SCORE = 53, 54
+F_STATS = 55                                                       # NSTAT cached statistics
+F_SV, F_SN, F_SQ, F_ST, F_FD = 73, 97, 121, 145, 169               # seasonal + fingerprint, NB each
+F_TSV, F_TSN, F_TSQ, F_TST = 193, 194, 195, 196                    # seasonal totals
+NF = 197
+
+# ---- int state columns ---------------------------------------------------------------
+I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_LAST, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4, 5
+I_PREV_BAR, I_DAY, I_BARS, I_JUMPS, I_LAST_JUMP_TS, I_LAST_JUMP_SIGN = 6, 7, 8, 9, 10, 11
+I_TAU = 12                                                         # 4 CUSUM excursion starts
+I_REGIME, I_SIDE, I_ONSET, I_ALERT_TS, I_ENTER_TS, I_EXIT_SINCE = 16, 17, 18, 19, 20, 21
+I_CAND_SINCE, I_CAND_SIDE = 22, 25                                 # 3 kinds each
+I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 28, 31, 34, 37        # last exit per kind
+I_ALERTS = 40                                                      # 6: kind*2 + (side > 0)
+I_LAST_ALERT_TS = 46
+NI = 47
+
+# ---- cached statistics (EngineView.stats columns) --------------------------------------
+STAT_NAMES = (
+    "drift_tstat_60s", "drift_tstat_900s", "drift_tstat_3600s", "drift_tstat_14400s",
+    "flow_z_60s", "flow_z_900s", "flow_z_3600s", "flow_z_14400s", "flow_z_volume",
+    "vol_ratio_60s", "vol_ratio_900s", "vol_ratio_3600s",
+    "activity_ratio", "jump_z", "jump_share", "fingerprint_tstat", "absorption_z", "last_price",
+)
+S_T, S_Z, S_ZV, S_VR, S_ACT, S_JZ, S_JS, S_FP, S_ABS, S_PX = 0, 4, 8, 9, 12, 13, 14, 15, 16, 17
+
+# ---- parameters ------------------------------------------------------------------------
+P_BAR_S, P_MAX_GAP_S, P_HBASE, P_LAM_DAY, P_KAPPA_S, P_CLIP = 0, 1, 2, 3, 4, 5
+P_ZSTAR, P_WARM_S, P_WARM_SLOW_S, P_CU_SLOW, P_CU_FAST = 6, 7, 8, 9, 10
+P_B_T, P_B_ACT, P_B_VR, P_D_T, P_D_VR, P_D_Z = 11, 12, 13, 14, 15, 16
+P_S_T, P_S_TSLOW, P_S_VRMAX, P_S_Z, P_S_FP, P_EXITF = 17, 18, 19, 20, 21, 22
+P_VCLOCK_S, P_JUMP_WINDOW_S, P_STEADY_QUIET_S, P_S_CUSUM = 23, 24, 25, 26
+NP = 27
+IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
+IP_ENTER = 3          # 3 kinds: enter durations (ns)
+IP_EXIT = 6           # 3 kinds: exit durations (ns)
+IP_COOL = 9           # 3 kinds: cooldowns (ns)
+NIP = 12
+
+REGIME_QUIET, REGIME_STEADY, REGIME_BURST, REGIME_DELEV = 0, 1, 2, 3
+EV_ENTER, EV_EXIT, EV_RESUME = 1, 2, 3
+REASON_OUT_OF_ORDER = 8     # signals.ticks.REASONS index
+HALF_PI = math.pi / 2.0
+NONE_TS = np.int64(-(2 ** 62))
+
+
+def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh state rows for ``n`` instruments (what an instrument starts from)."""
+    F = np.zeros((n, NF), np.float64)
+    I = np.zeros((n, NI), np.int64)
+    I[:, I_EXIT_SINCE] = NONE_TS
+    I[:, I_CAND_SINCE:I_CAND_SINCE + 3] = NONE_TS
+    I[:, I_LX_TS:I_LX_TS + 3] = NONE_TS
+    I[:, I_LAST_JUMP_TS] = NONE_TS
+    I[:, I_LAST_ALERT_TS] = NONE_TS
+    I[:, I_ONSET] = NONE_TS
+    return F, I
+
+
+def lee_mykland_threshold(alpha: float, n: int) -> float:
+    """Lee-Mykland (2008) critical value for |return| / local volatility, in standard-normal units.
+
+    The maximum of ``n`` standardised returns is Gumbel; reject at family-wise level ``alpha``
+    when ``(|L| - C_n) / S_n > -log(-log(1 - alpha))`` with ``L`` on the bipower scale
+    (``sqrt(2/pi)`` times the standard-normal one).
+
+    >>> round(lee_mykland_threshold(0.01, 78), 3)
+    4.067
+    """
+    c = math.sqrt(2.0 / math.pi)
+    ln = math.log(n)
+    root = math.sqrt(2.0 * ln)
+    cn = root / c - (math.log(math.pi) + math.log(ln)) / (2.0 * c * root)
+    sn = 1.0 / (c * root)
+    beta = -math.log(-math.log(1.0 - alpha))
+    return c * (cn + sn * beta)
+
+
+@njit(cache=True, nogil=True)
+def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample, reason,
+        ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats,
+        sm_iid, sm_ts, sm_stats, sm_regime, sm_side):
+    """Process rows ``start..`` until done or an output buffer is nearly full.
+
+    Returns ``(next_row, n_events, n_samples)``; the caller drains the buffers and calls again
+    from ``next_row`` when it is less than ``len(ts)``.
+    """
+    n = ts.shape[0]
+    bar_ns = IP[IP_BAR_NS]
+    tol = IP[IP_TOL_NS]
+    ne = 0
+    ns = 0
+    cap_e = ev_ts.shape[0]
+    cap_s = sm_iid.shape[0]
+    r = start
+    while r < n:
+        if ne + 2 > cap_e or ns + 1 > cap_s:
+            break
+        i = ids[r]
+        t = ts[r]
+        p = price[r]
+        if I[i, I_TICKS] > 0:
+            last = I[i, I_LAST_TS]
+            if t < last - tol:
+                reason[r] = REASON_OUT_OF_ORDER
+                r += 1
+                continue
+            if t < last:
+                t = last
+        # aggressor side, else the tick rule
+        s = float(side[r])
+        if s == 0.0:
+            lp = F[i, F_LAST_PX]
+            if I[i, I_TICKS] > 0 and p > lp:
+                s = 1.0
+            elif I[i, I_TICKS] > 0 and p < lp:
+                s = -1.0
+            else:
+                s = F[i, F_LAST_SIGN]
+        F[i, F_LAST_SIGN] = s
+        F[i, F_LAST_PX] = p
+        bstart = t - t % bar_ns
+        if I[i, I_TICKS] > 0 and bstart != I[i, I_BAR_START]:
+            ne, ns = _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
+                                ev_onset, ev_alert, ev_score, ev_stats, ne, sm_iid, sm_ts, sm_stats,
+                                sm_regime, sm_side, ns)
+            F[i, F_B_SUMP] = 0.0
+            F[i, F_B_N] = 0.0
+            F[i, F_B_Q] = 0.0
+            F[i, F_B_V] = 0.0
+        if I[i, I_TICKS] == 0 or bstart != I[i, I_BAR_START]:
+            I[i, I_BAR_START] = bstart
+        F[i, F_B_SUMP] += p
+        F[i, F_B_N] += 1.0
+        F[i, F_B_LASTP] = p
+        F[i, F_B_Q] += s * size[r]
+        F[i, F_B_V] += size[r]
+        I[i, I_BAR_LAST] = t
+        I[i, I_BAR_BUCKET] = bucket[r]
+        I[i, I_BAR_DAY] = day[r]
+        I[i, I_LAST_TS] = t
+        I[i, I_TICKS] += 1
+        r += 1
+    return r, ne, ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ratio_z(x, m):
+    return x / math.sqrt(m) if m > 1e-12 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
+               ev_alert, ev_score, ev_stats, ne, sm_iid, sm_ts, sm_stats, sm_regime, sm_side, ns):
+    nticks = F[i, F_B_N]
+    mean = F[i, F_B_SUMP] / nticks
+    close = F[i, F_B_LASTP]
+    q = F[i, F_B_Q]
+    v = F[i, F_B_V]
+    b = I[i, I_BAR_BUCKET]
+    bstart = I[i, I_BAR_START]
+    stats = F[i, F_STATS:F_STATS + NSTAT]
+    stats[S_PX] = close
+    if I[i, I_BARS] == 0:
+        F[i, F_PREV_MEAN] = mean
+        F[i, F_PREV_CLOSE] = close
+        I[i, I_PREV_BAR] = bstart
+        I[i, I_DAY] = I[i, I_BAR_DAY]
+        I[i, I_BARS] = 1
+        return ne, ns
+    I[i, I_BARS] += 1
+    # a new local day: older days weigh less in the seasonal profile and the fingerprint
+    if I[i, I_BAR_DAY] != I[i, I_DAY]:
+        lam = P[P_LAM_DAY]
+        for k in range(NB):
+            F[i, F_SV + k] *= lam
+            F[i, F_SN + k] *= lam
+            F[i, F_SQ + k] *= lam
+            F[i, F_ST + k] *= lam
+            F[i, F_FD + k] *= lam
+        F[i, F_TSV] *= lam
+        F[i, F_TSN] *= lam
+        F[i, F_TSQ] *= lam
+        F[i, F_TST] *= lam
+        I[i, I_DAY] = I[i, I_BAR_DAY]
+    gap = (bstart - I[i, I_PREV_BAR]) * 1e-9
+    brk = gap > P[P_MAX_GAP_S]
+    # trading-time clock: a closed period (session break) does not age the statistics
+    dt = P[P_BAR_S] if brk else gap
+    if brk:
+        r = 0.0
+        rc = 0.0
+    else:
+        r = math.log(mean / F[i, F_PREV_MEAN])
+        rc = math.log(close / F[i, F_PREV_CLOSE])
+    F[i, F_PREV_MEAN] = mean
+    F[i, F_PREV_CLOSE] = close
+    I[i, I_PREV_BAR] = bstart
+
+    # ---- seasonal factors (volatility and activity) for this bucket, shrunk to the mean ----
+    kappa = P[P_KAPPA_S]
+    if F[i, F_TST] > 0.0 and F[i, F_TSV] > 0.0:
+        vbar = F[i, F_TSV] / F[i, F_TST]
+        fb = (F[i, F_SV + b] + kappa * vbar) / (F[i, F_ST + b] + kappa) / vbar
+        fb = min(max(fb, 0.05), 20.0)
+        nbar = F[i, F_TSN] / F[i, F_TST]
+        lamb = (F[i, F_SN + b] + kappa * nbar) / (F[i, F_ST + b] + kappa)
+    else:
+        fb = 1.0
+        lamb = 0.0
+    sf = math.sqrt(fb)
+    rt = r / sf                               # deseasonalised pre-averaged return
+    x = (r * r + 2.0 * r * F[i, F_PREV_R]) / fb   # lag-1 HAC variance contribution
+    F[i, F_PREV_R] = r
+    rct = rc / sf
+
+    # ---- baseline variance rate (long memory, jump-clipped) ----
+    ab = math.exp(-dt / P[P_HBASE])
+    vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
+    xb = x
+    if vb > 0.0 and xb > P[P_CLIP] * vb * dt:
+        xb = P[P_CLIP] * vb * dt
+    F[i, F_VB_N] = ab * F[i, F_VB_N] + xb
+    F[i, F_VB_D] = ab * F[i, F_VB_D] + dt
+    vb = F[i, F_VB_N] / F[i, F_VB_D]
+    if vb <= 0.0:
+        vb = 0.0
+    F[i, F_WARM] += dt
+
+    # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
+    a1 = math.exp(-dt / 900.0)
+    bvr = F[i, F_BV_N] / F[i, F_VD + 1] if F[i, F_VD + 1] > 0.0 else 0.0
+    jz = rct / math.sqrt(bvr * dt) if bvr > 0.0 else 0.0
+    stats[S_JZ] = jz
+    if (not brk) and abs(jz) >= P[P_ZSTAR] and F[i, F_WARM] >= P[P_WARM_S]:
+        I[i, I_JUMPS] += 1
+        I[i, I_LAST_JUMP_TS] = bstart
+        I[i, I_LAST_JUMP_SIGN] = 1 if jz > 0 else -1
+    bp = HALF_PI * abs(rct) * F[i, F_PREV_RC]
+    F[i, F_BV_N] = a1 * F[i, F_BV_N] + bp
+    a3 = math.exp(-dt / 3600.0)
+    F[i, F_JS_RV] = a3 * F[i, F_JS_RV] + rct * rct
+    F[i, F_JS_BV] = a3 * F[i, F_JS_BV] + bp
+    F[i, F_PREV_RC] = abs(rct)
+    stats[S_JS] = min(max(1.0 - F[i, F_JS_BV] / F[i, F_JS_RV], 0.0), 1.0) if F[i, F_JS_RV] > 0.0 else 0.0
+
+    # ---- drift t-statistics, volatility ratios and flow imbalance, per horizon ----
+    for k in range(NH):
+        a = math.exp(-dt / (60.0 if k == 0 else 900.0 if k == 1 else 3600.0 if k == 2 else 14400.0))
+        F[i, F_S + k] = a * F[i, F_S + k] + rt
+        F[i, F_W2 + k] = a * a * F[i, F_W2 + k] + dt
+        F[i, F_VN + k] = a * F[i, F_VN + k] + x
+        F[i, F_VD + k] = a * F[i, F_VD + k] + dt
+        vk = F[i, F_VN + k] / F[i, F_VD + k]
+        den = max(vk, 0.1 * vb) * F[i, F_W2 + k]
+        stats[S_T + k] = F[i, F_S + k] / math.sqrt(den) if den > 0.0 else 0.0
+        if k < 3:
+            stats[S_VR + k] = math.sqrt(max(vk, 0.0) / vb) if vb > 0.0 else 1.0
+        F[i, F_Q + k] = a * F[i, F_Q + k] + q
+        F[i, F_U + k] = a * F[i, F_U + k] + v
+        imb = F[i, F_Q + k] / F[i, F_U + k] if F[i, F_U + k] > 0.0 else 0.0
+        F[i, F_M + k] = ab * F[i, F_M + k] + imb * imb * dt
+        stats[S_Z + k] = _ratio_z(imb, F[i, F_M + k] / F[i, F_VB_D])
+    # volume clock: decay by traded volume, scale = expected volume over P_VCLOCK_S seconds
+    F[i, F_VOLR] = ab * F[i, F_VOLR] + v
+    vscale = F[i, F_VOLR] / F[i, F_VB_D] * P[P_VCLOCK_S]
+    av = math.exp(-v / vscale) if vscale > 0.0 else 0.0
+    F[i, F_QV] = av * F[i, F_QV] + q
+    F[i, F_UV] = av * F[i, F_UV] + v
+    imbv = F[i, F_QV] / F[i, F_UV] if F[i, F_UV] > 0.0 else 0.0
+    F[i, F_MV] = ab * F[i, F_MV] + imbv * imbv * dt
+    stats[S_ZV] = _ratio_z(imbv, F[i, F_MV] / F[i, F_VB_D])
+
+    # ---- activity (deseasonalised tick rate over ~60 s) ----
+    a0 = math.exp(-dt / 60.0)
+    F[i, F_ACT_N] = a0 * F[i, F_ACT_N] + nticks
+    rate = F[i, F_ACT_N] / F[i, F_VD + 0]
+    stats[S_ACT] = rate / lamb if lamb > 0.0 else 1.0
+
+    # ---- seasonal profile update, fingerprint and CUSUM onsets ----
+    F[i, F_SV + b] += x
+    F[i, F_SN + b] += nticks
+    F[i, F_SQ + b] += v
+    F[i, F_ST + b] += dt
+    F[i, F_TSV] += x
+    F[i, F_TSN] += nticks
+    F[i, F_TSQ] += v
+    F[i, F_TST] += dt
+    u = rt / math.sqrt(vb) if vb > 0.0 else 0.0
+    F[i, F_FD + b] += u
+    stats[S_FP] = F[i, F_FD + b] / math.sqrt(F[i, F_ST + b]) if F[i, F_ST + b] > 0.0 else 0.0
+    for c in range(4):
+        kap = P[P_CU_SLOW] if c < 2 else P[P_CU_FAST]
+        sgn = 1.0 if c % 2 == 0 else -1.0
+        was = F[i, F_CU + c]
+        now = max(0.0, was + sgn * u - kap * dt)
+        if was == 0.0 and now > 0.0:
+            I[i, I_TAU + c] = bstart
+        F[i, F_CU + c] = now
+    t60 = stats[S_T + 2]
+    z60 = stats[S_Z + 2]
+    if t60 * z60 < 0.0:
+        stats[S_ABS] = (1.0 if t60 > 0 else -1.0) * min(abs(t60), abs(z60))
+    else:
+        stats[S_ABS] = 0.0
+
+    ne = _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
+                 ev_alert, ev_score, ev_stats, ne)
+    if IP[IP_SAMPLE_NS] > 0 and bstart >= next_sample[i]:
+        sm_iid[ns] = i
+        sm_ts[ns] = bstart
+        sm_stats[ns, :] = stats
+        sm_regime[ns] = I[i, I_REGIME]
+        sm_side[ns] = I[i, I_SIDE]
+        ns += 1
+        next_sample[i] = (bstart // IP[IP_SAMPLE_NS] + 1) * IP[IP_SAMPLE_NS]
+    return ne, ns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sgn(x):
+    return 1 if x > 0.0 else (-1 if x < 0.0 else 0)
+
+
+@njit(cache=True, nogil=True)
+def _primary_side(F, I, i, bstart, P, stats, kind):
+    """The side a kind would be entered on now: the sign of its primary statistic."""
+    if kind == REGIME_DELEV:
+        return _sgn(stats[S_T + 1])
+    if kind == REGIME_STEADY:
+        if abs(stats[S_T + 2]) >= P[P_S_T]:
+            return _sgn(stats[S_T + 2])
+        if F[i, F_CU + 1] >= P[P_S_CUSUM]:
+            return -1
+        if F[i, F_CU + 0] >= P[P_S_CUSUM]:
+            return 1
+        return _sgn(stats[S_T + 2])
+    if I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9:
+        return I[i, I_LAST_JUMP_SIGN]
+    return _sgn(stats[S_T + 0])
+
+
+@njit(cache=True, nogil=True)
+def _holds(F, I, i, bstart, P, stats, kind, d, f):
+    """Does ``kind`` hold on side ``d``, with every threshold loosened by factor ``f`` (1 = entry level)?"""
+    if d == 0:
+        return False
+    warm = F[i, F_WARM]
+    if kind == REGIME_DELEV:
+        # deleveraging: fast drift, high volatility, one-sided flow
+        return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
+            and stats[S_VR + 1] >= P[P_D_VR] * f and stats[S_Z + 1] * d >= P[P_D_Z] * f
+    if kind == REGIME_BURST:
+        # burst: a jump or a fast drift, with an activity and volatility surge, flow not against it
+        if warm < P[P_WARM_S]:
+            return False
+        if stats[S_ACT] < P[P_B_ACT] * f and stats[S_VR + 0] < P[P_B_VR] * f:
+            return False
+        if f == 1.0:
+            if stats[S_ACT] < P[P_B_ACT] or stats[S_VR + 0] < P[P_B_VR] or stats[S_Z + 0] * d < 0.0:
+                return False
+            jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
+                bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d
+            return (jump and stats[S_T + 0] * d >= 0.0) or stats[S_T + 0] * d >= P[P_B_T]
+        return True
+    # steady flow: slow drift (two horizons, or the slow CUSUM), normal volatility, no recent jump,
+    # and corroboration from order flow (aggressive or absorbed) or the same-hours fingerprint
+    if warm < P[P_WARM_SLOW_S] or stats[S_VR + 2] > P[P_S_VRMAX] / f:
+        return False
+    if I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_STEADY_QUIET_S] * 1e9:
+        return False
+    cu = F[i, F_CU + (0 if d > 0 else 1)]
+    drift = (stats[S_T + 2] * d >= P[P_S_T] * f and stats[S_T + 3] * d >= P[P_S_TSLOW] * f) \
+        or cu >= P[P_S_CUSUM] * f
+    if not drift:
+        return False
+    return abs(stats[S_Z + 2]) >= P[P_S_Z] * f or stats[S_FP] * d >= P[P_S_FP] * f
+
+
+@njit(cache=True, nogil=True)
+def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
+          ev_onset, ev_alert, ev_score, ev_stats, ne):
+    ev_ts[ne] = t
+    ev_iid[ne] = i
+    ev_code[ne] = code
+    ev_kind[ne] = kind
+    ev_side[ne] = sd
+    ev_onset[ne] = onset
+    ev_alert[ne] = alert
+    ev_score[ne] = score
+    ev_stats[ne, :] = stats
+    return ne + 1
+
+
+@njit(cache=True, nogil=True)
+def _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
+            ev_alert, ev_score, ev_stats, ne):
+    cur = I[i, I_REGIME]
+    ef = P[P_EXITF]
+    # entry candidates: a kind's condition must hold on one side for its entry duration; once a
+    # candidate, it survives while the looser (hysteresis) condition holds on that side
+    desired = 0
+    dside = 0
+    for code in (REGIME_DELEV, REGIME_BURST, REGIME_STEADY):
+        k = code - 1
+        cs = I[i, I_CAND_SIDE + k]
+        if cs != 0 and _holds(F, I, i, bstart, P, stats, code, cs, ef):
+            pass
+        else:
+            sd = _primary_side(F, I, i, bstart, P, stats, code)
+            if _holds(F, I, i, bstart, P, stats, code, sd, 1.0):
+                I[i, I_CAND_SINCE + k] = t
+                I[i, I_CAND_SIDE + k] = sd
+            else:
+                I[i, I_CAND_SINCE + k] = NONE_TS
+                I[i, I_CAND_SIDE + k] = 0
+        cs = I[i, I_CAND_SIDE + k]
+        if desired == 0 and cs != 0 and t - I[i, I_CAND_SINCE + k] >= IP[IP_ENTER + k] \
+                and _holds(F, I, i, bstart, P, stats, code, cs, 1.0):
+            desired = code
+            dside = cs
+    stay = cur != REGIME_QUIET and _holds(F, I, i, bstart, P, stats, cur, I[i, I_SIDE], ef)
+    if cur != REGIME_QUIET:
+        if desired > cur:
+            ne = _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
+                       ev_score, ev_stats, ne)
+            cur = REGIME_QUIET
+        elif stay:
+            I[i, I_EXIT_SINCE] = NONE_TS
+            return ne
+        else:
+            if I[i, I_EXIT_SINCE] == NONE_TS:
+                I[i, I_EXIT_SINCE] = t
+            if t - I[i, I_EXIT_SINCE] < IP[IP_EXIT + cur - 1]:
+                return ne
+            ne = _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
+                       ev_score, ev_stats, ne)
+            cur = REGIME_QUIET
+    if desired == REGIME_QUIET:
+        return ne
+    k = desired - 1
+    if desired == REGIME_STEADY:
+        tau = I[i, I_TAU + (0 if dside > 0 else 1)]
+        score = abs(stats[S_T + 2])
+        onset = tau if F[i, F_CU + (0 if dside > 0 else 1)] > 0.0 else bstart - np.int64(3600 * 10 ** 9)
+    elif desired == REGIME_DELEV:
+        tau = I[i, I_TAU + (2 if dside > 0 else 3)]
+        score = abs(stats[S_T + 1])
+        onset = tau if F[i, F_CU + (2 if dside > 0 else 3)] > 0.0 else bstart - np.int64(900 * 10 ** 9)
+    else:
+        score = max(abs(stats[S_T + 0]), abs(stats[S_JZ]))
+        jump_recent = I[i, I_LAST_JUMP_TS] != NONE_TS and \
+            bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9
+        if jump_recent and I[i, I_LAST_JUMP_SIGN] == dside:
+            onset = I[i, I_LAST_JUMP_TS]
+        else:
+            tau = I[i, I_TAU + (2 if dside > 0 else 3)]
+            onset = max(tau, bstart - np.int64(P[P_JUMP_WINDOW_S] * 1e9))
+    if onset > t:
+        onset = t
+    if I[i, I_LX_TS + k] != NONE_TS and I[i, I_LX_SIDE + k] == dside and t - I[i, I_LX_TS + k] <= IP[IP_COOL + k]:
+        # the same regime came back soon after it ended: one episode, not a new alert
+        I[i, I_ALERT_TS] = I[i, I_LX_ALERT + k]
+        I[i, I_ONSET] = I[i, I_LX_ONSET + k]
+        code_ev = EV_RESUME
+    else:
+        I[i, I_ALERT_TS] = t
+        I[i, I_ONSET] = onset
+        I[i, I_ALERTS + 2 * k + (1 if dside > 0 else 0)] += 1
+        I[i, I_LAST_ALERT_TS] = t
+        code_ev = EV_ENTER
+    I[i, I_REGIME] = desired
+    I[i, I_SIDE] = dside
+    I[i, I_ENTER_TS] = t
+    I[i, I_EXIT_SINCE] = NONE_TS
+    F[i, F_SCORE] = score
+    return _emit(I, i, t, code_ev, desired, dside, I[i, I_ONSET], I[i, I_ALERT_TS], score, stats,
+                 ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats, ne)
+
+
+@njit(cache=True, nogil=True)
+def _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score,
+          ev_stats, ne):
+    cur = I[i, I_REGIME]
+    k = cur - 1
+    I[i, I_LX_TS + k] = t
+    I[i, I_LX_SIDE + k] = I[i, I_SIDE]
+    I[i, I_LX_ALERT + k] = I[i, I_ALERT_TS]
+    I[i, I_LX_ONSET + k] = I[i, I_ONSET]
+    ne = _emit(I, i, t, EV_EXIT, cur, I[i, I_SIDE], I[i, I_ONSET], I[i, I_ALERT_TS], 0.0, stats,
+               ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats, ne)
+    I[i, I_REGIME] = REGIME_QUIET
+    I[i, I_SIDE] = 0
+    I[i, I_EXIT_SINCE] = NONE_TS
+    return ne
