@@ -1,0 +1,3 @@
+"""tapewatch signal engine: pure computation (no Kafka, Redis or Prometheus imports)."""
+
+__version__ = "0.1.0"
