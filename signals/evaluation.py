@@ -1,0 +1,280 @@
+"""Score alerts against labelled episodes: recall, precision, false alarms, detection delay.
+
+Matching rules
+--------------
+An alert ``(instrument, kind, side, ts)`` is a **true positive** when it falls inside a labelled
+episode of the same instrument, kind and side, in ``[start_ts, end_ts + grace(kind)]``
+(:data:`GRACE_SECONDS`). The first such alert of a label gives its **detection delay**
+(``alert ts - start_ts``); later ones inside an already detected label are **duplicates** (they
+count against precision). Any other alert is a **false alert**; a false alert inside an episode
+of the same instrument and kind but the other side is also counted as **wrong side**.
+
+Precision is ``true positives / alerts`` (alerts include duplicates); false alerts are also
+reported per instrument-day.
+
+Examples
+--------
+>>> from signals.scenarios import Label
+>>> lb = Label(instrument="X", kind="burst", side="buy", start_ts=0, end_ts=30 * 10**9)
+>>> t = score([Alert("X", "burst", "buy", 2 * 10**9)], [lb], instrument_days=1.0).kinds["burst"]
+>>> t.recall, t.precision, t.median_delay
+(1.0, 1.0, 2.0)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import orjson
+
+from .errors import InputError
+from .scenarios import EPISODE_KINDS, Label
+
+#: Time after a label's end during which an alert still counts for it.
+GRACE_SECONDS: Mapping[str, float] = {"steady_flow": 3600.0, "burst": 60.0, "deleveraging": 900.0}
+
+#: Targets per kind: (metric, comparison, value). Delays in seconds.
+TARGETS: Mapping[str, tuple[tuple[str, str, float], ...]] = {
+    "steady_flow": (("recall", ">=", 0.9), ("false_per_day", "<=", 0.05), ("median_delay", "<=", 3600.0)),
+    "burst": (("recall", ">=", 0.95), ("precision", ">=", 0.9), ("median_delay", "<=", 5.0)),
+    "deleveraging": (("recall", ">=", 1.0), ("precision", ">=", 0.9), ("median_delay", "<=", 600.0)),
+}
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert (a regime entry) as the scorer needs it."""
+
+    instrument: str
+    kind: str
+    side: str
+    ts: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Alert":
+        return cls(str(d["instrument"]), str(d["kind"]), str(d["side"]), int(d["ts"]))
+
+
+@dataclass
+class Tally:
+    """Counts for one kind; tallies of several scenarios add up with ``+``."""
+
+    labels: int = 0
+    detected: int = 0
+    alerts: int = 0
+    duplicates: int = 0
+    false_alerts: int = 0
+    wrong_side: int = 0
+    instrument_days: float = 0.0
+    delays: list[float] = field(default_factory=list)
+
+    def __add__(self, other: "Tally") -> "Tally":
+        return Tally(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)})
+
+    @property
+    def recall(self) -> float:
+        return self.detected / self.labels if self.labels else float("nan")
+
+    @property
+    def precision(self) -> float:
+        return self.detected / self.alerts if self.alerts else float("nan")
+
+    @property
+    def false_per_day(self) -> float:
+        return self.false_alerts / self.instrument_days if self.instrument_days else float("nan")
+
+    @property
+    def median_delay(self) -> float:
+        return float(np.median(self.delays)) if self.delays else float("nan")
+
+    @property
+    def p90_delay(self) -> float:
+        return float(np.quantile(self.delays, 0.9)) if self.delays else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one label: the first matching alert (or None) and the duplicates."""
+
+    label: Label
+    first_ts: int | None
+    duplicates: int
+
+    @property
+    def delay(self) -> float | None:
+        return None if self.first_ts is None else (self.first_ts - self.label.start_ts) / _NS
+
+
+@dataclass
+class Report:
+    """Per-kind tallies, per-label outcomes, and where the false alerts fell."""
+
+    kinds: dict[str, Tally]
+    outcomes: list[Outcome]
+    #: false alerts by (kind, where): where is a control style, "other_kind" or "elsewhere"
+    false_where: dict[tuple[str, str], int]
+
+    def __add__(self, other: "Report") -> "Report":
+        where = dict(self.false_where)
+        for k, v in other.false_where.items():
+            where[k] = where.get(k, 0) + v
+        return Report({k: self.kinds[k] + other.kinds[k] for k in self.kinds}, self.outcomes + other.outcomes, where)
+
+
+def score(alerts: Iterable[Alert], labels: Sequence[Label], *, instrument_days: float) -> Report:
+    """Match alerts to labels (rules in the module docstring) and count per kind.
+
+    Parameters
+    ----------
+    alerts : iterable of Alert
+        Regime entries of any detector; kinds must be in ``EPISODE_KINDS``.
+    labels : sequence of Label
+        Episodes (``kind`` in ``EPISODE_KINDS``) and controls (``kind == "control"``).
+    instrument_days : float
+        Trading days summed over instruments, the denominator of false alerts per instrument-day.
+    """
+    if not instrument_days > 0:
+        raise ValueError(f"instrument_days must be > 0, got {instrument_days}")
+    episodes: dict[tuple[str, str], list[Label]] = {}
+    others: dict[str, list[Label]] = {}
+    for lb in sorted(labels, key=lambda x: x.start_ts):
+        if lb.kind in EPISODE_KINDS:
+            episodes.setdefault((lb.instrument, lb.kind), []).append(lb)
+        elif lb.kind != "control":
+            raise ValueError(f"label kind {lb.kind!r} is unknown; use one of {', '.join(EPISODE_KINDS)} or 'control'")
+        others.setdefault(lb.instrument, []).append(lb)
+    kinds = {k: Tally(instrument_days=float(instrument_days)) for k in EPISODE_KINDS}
+    first: dict[Label, int] = {}
+    dups: dict[Label, int] = {}
+    where: dict[tuple[str, str], int] = {}
+    for a in sorted(alerts, key=lambda x: x.ts):
+        if a.kind not in kinds:
+            raise ValueError(f"alert kind {a.kind!r} is unknown; use one of {', '.join(EPISODE_KINDS)}")
+        t = kinds[a.kind]
+        t.alerts += 1
+        grace = int(GRACE_SECONDS[a.kind] * _NS)
+        inside = [lb for lb in episodes.get((a.instrument, a.kind), ()) if lb.start_ts <= a.ts <= lb.end_ts + grace]
+        same = [lb for lb in inside if lb.side == a.side]
+        fresh = [lb for lb in same if lb not in first]
+        if fresh:
+            first[fresh[0]] = a.ts
+            t.detected += 1
+            t.delays.append((a.ts - fresh[0].start_ts) / _NS)
+        elif same:
+            dups[same[0]] = dups.get(same[0], 0) + 1
+            t.duplicates += 1
+        else:
+            t.false_alerts += 1
+            t.wrong_side += bool(inside)
+            key = (a.kind, _where(a, others.get(a.instrument, ())))
+            where[key] = where.get(key, 0) + 1
+    for lb in labels:
+        if lb.kind in kinds:
+            kinds[lb.kind].labels += 1
+    outcomes = [Outcome(lb, first.get(lb), dups.get(lb, 0)) for lb in labels if lb.kind in kinds]
+    return Report(kinds, outcomes, where)
+
+
+def _where(a: Alert, labels: Iterable[Label]) -> str:
+    """Where a false alert fell: a control's style, inside another episode, or elsewhere."""
+    for lb in labels:
+        grace = int(GRACE_SECONDS.get(lb.kind, 0.0) * _NS)
+        if lb.start_ts <= a.ts <= lb.end_ts + grace:
+            if lb.kind == "control":
+                return lb.style
+            if lb.kind == a.kind:
+                return "wrong_side"
+            return "in_" + lb.kind
+    return "elsewhere"
+
+
+def check_targets(kinds: Mapping[str, Tally], targets=TARGETS) -> list[tuple[str, str, float, str, float, bool]]:
+    """``(kind, metric, value, comparison, target, passed)`` for every target; NaN never passes."""
+    rows = []
+    for kind, checks in targets.items():
+        for metric, op, goal in checks:
+            v = getattr(kinds[kind], metric)
+            ok = (v >= goal) if op == ">=" else (v <= goal)
+            rows.append((kind, metric, v, op, goal, bool(ok)))
+    return rows
+
+
+def format_report(report: Report, *, targets=TARGETS) -> str:
+    """A plain-text table per kind, then the targets with PASS/FAIL."""
+    head = (f"{'kind':<13}{'labels':>7}{'detected':>9}{'recall':>8}{'alerts':>7}{'precision':>10}"
+            f"{'false/inst-day':>15}{'median delay':>13}{'p90 delay':>11}{'duplicates':>11}{'wrong side':>11}")
+    lines = [head, "-" * len(head)]
+    for kind, t in report.kinds.items():
+        lines.append(f"{kind:<13}{t.labels:>7}{t.detected:>9}{_num(t.recall):>8}{t.alerts:>7}{_num(t.precision):>10}"
+                     f"{_num(t.false_per_day, 3):>15}{_dur(t.median_delay):>13}{_dur(t.p90_delay):>11}"
+                     f"{t.duplicates:>11}{t.wrong_side:>11}")
+    if report.false_where:
+        lines.append("")
+        lines.append("false alerts by where they fell: " + ", ".join(
+            f"{k}@{w}={n}" for (k, w), n in sorted(report.false_where.items())))
+    if targets:
+        lines += ["", "targets"]
+        for kind, metric, v, op, goal, ok in check_targets(report.kinds, targets):
+            shown = _dur(v) if "delay" in metric else _num(v, 3)
+            want = _dur(goal) if "delay" in metric else f"{goal:g}"
+            lines.append(f"  {kind:<13}{metric:<15}{shown:>10}  {op} {want:<10}{'PASS' if ok else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def _num(v: float, digits: int = 2) -> str:
+    return "-" if v != v else f"{v:.{digits}f}"
+
+
+def _dur(seconds: float) -> str:
+    if seconds != seconds:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def read_alerts(path: str | Path) -> list[Alert]:
+    """Alerts from JSON lines as ``tapewatch replay --alerts-out`` writes them (non-"enter" events skipped)."""
+    out = []
+    for n, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            d = orjson.loads(line)
+            if d.get("event", "enter") != "enter":
+                continue
+            out.append(Alert.from_dict(d))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"{path}: line {n} is not an alert object with instrument, kind, side, ts: {e}") from None
+    return out
+
+
+def read_labels(path: str | Path) -> tuple[list[Label], float | None]:
+    """Labels from :meth:`Scenario.write_labels` JSON lines; also the ``instrument_days`` of its meta line."""
+    labels, days = [], None
+    for n, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            d = orjson.loads(line)
+            if "meta" in d:
+                days = float(d["meta"]["instrument_days"])
+                continue
+            labels.append(Label.from_dict(d))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"{path}: line {n} is not a label object with instrument, kind, side, start_ts, end_ts: {e}") from None
+    return labels, days
+
+
+def _lines(path: str | Path) -> list[bytes]:
+    try:
+        return Path(path).read_bytes().splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read {str(path)!r}: {e.strerror}") from None

@@ -1,0 +1,160 @@
+"""Matching alerts to labels, the metrics, the readers and the evaluate script on hand-built cases."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from signals.errors import InputError
+from signals.evaluation import (Alert, GRACE_SECONDS, check_targets, format_report, read_alerts, read_labels,
+                                score)
+from signals.scenarios import Label, generate
+
+NS = 1_000_000_000
+H = 3600 * NS
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def label(kind="steady_flow", side="sell", start=10 * H, end=14 * H, instrument="UST10Y", **kw):
+    return Label(instrument=instrument, kind=kind, side=side, start_ts=start, end_ts=end, **kw)
+
+
+def one(alerts, labels, kind="steady_flow", days=10.0):
+    return score(alerts, labels, instrument_days=days).kinds[kind]
+
+
+def test_true_positive_and_its_delay():
+    t = one([Alert("UST10Y", "steady_flow", "sell", 10 * H + 1800 * NS)], [label()])
+    assert (t.labels, t.detected, t.alerts, t.false_alerts) == (1, 1, 1, 0)
+    assert t.recall == 1.0 and t.precision == 1.0
+    assert t.delays == [1800.0] and t.median_delay == 1800.0
+
+
+def test_late_alert_counts_within_grace_only():
+    lb = label(kind="burst", side="buy", start=0, end=30 * NS, instrument="DXY")
+    grace = int(GRACE_SECONDS["burst"] * NS)
+    in_grace = one([Alert("DXY", "burst", "buy", 30 * NS + grace)], [lb], kind="burst")
+    too_late = one([Alert("DXY", "burst", "buy", 30 * NS + grace + 1)], [lb], kind="burst")
+    assert in_grace.detected == 1 and in_grace.false_alerts == 0
+    assert too_late.detected == 0 and too_late.false_alerts == 1 and too_late.recall == 0.0
+
+
+def test_alert_before_the_episode_is_false():
+    t = one([Alert("UST10Y", "steady_flow", "sell", 10 * H - 1)], [label()])
+    assert t.detected == 0 and t.false_alerts == 1
+
+
+def test_wrong_side_is_a_false_alert_and_counted_apart():
+    t = one([Alert("UST10Y", "steady_flow", "buy", 11 * H)], [label()])
+    assert t.detected == 0 and t.false_alerts == 1 and t.wrong_side == 1
+    assert t.precision == 0.0
+
+
+def test_wrong_kind_or_instrument_is_false_not_wrong_side():
+    report = score([Alert("UST10Y", "burst", "sell", 11 * H), Alert("BUND", "steady_flow", "sell", 11 * H)],
+                   [label()], instrument_days=10.0)
+    assert report.kinds["burst"].false_alerts == 1 and report.kinds["burst"].wrong_side == 0
+    assert report.kinds["steady_flow"].false_alerts == 1 and report.kinds["steady_flow"].wrong_side == 0
+    assert report.false_where == {("burst", "in_steady_flow"): 1, ("steady_flow", "elsewhere"): 1}
+
+
+def test_duplicates_count_against_precision_not_recall():
+    alerts = [Alert("UST10Y", "steady_flow", "sell", ts) for ts in (12 * H, 11 * H, 13 * H)]
+    t = one(alerts, [label()])
+    assert t.detected == 1 and t.duplicates == 2 and t.false_alerts == 0
+    assert t.delays == [3600.0]                  # the earliest alert, whatever the input order
+    assert t.precision == pytest.approx(1 / 3)
+    assert t.false_per_day == 0.0
+
+
+def test_false_alerts_per_instrument_day_and_where_they_fell():
+    control = label(kind="control", side="", start=0, end=24 * H, style="vol_spike")
+    alerts = [Alert("UST10Y", "steady_flow", "buy", 2 * H), Alert("UST10Y", "steady_flow", "buy", 30 * H)]
+    report = score(alerts, [label(start=40 * H, end=44 * H), control], instrument_days=4.0)
+    assert report.kinds["steady_flow"].false_per_day == 0.5
+    assert report.false_where == {("steady_flow", "vol_spike"): 1, ("steady_flow", "elsewhere"): 1}
+    assert report.kinds["steady_flow"].recall == 0.0
+
+
+def test_two_labels_median_and_p90_and_outcomes():
+    a, b = label(start=0, end=4 * H), label(start=100 * H, end=104 * H)
+    alerts = [Alert("UST10Y", "steady_flow", "sell", 600 * NS), Alert("UST10Y", "steady_flow", "sell", 100 * H + 1800 * NS)]
+    report = score(alerts, [a, b, label(start=200 * H, end=201 * H)], instrument_days=10.0)
+    t = report.kinds["steady_flow"]
+    assert (t.labels, t.detected) == (3, 2)
+    assert t.median_delay == 1200.0 and t.p90_delay == pytest.approx(600 + 0.9 * 1200)
+    assert [o.delay for o in report.outcomes] == [600.0, 1800.0, None]
+
+
+def test_reports_of_several_tapes_add_up():
+    r1 = score([Alert("UST10Y", "steady_flow", "sell", 11 * H)], [label()], instrument_days=5.0)
+    r2 = score([Alert("UST10Y", "steady_flow", "buy", 11 * H)], [label()], instrument_days=5.0)
+    t = (r1 + r2).kinds["steady_flow"]
+    assert (t.labels, t.detected, t.alerts, t.false_alerts, t.wrong_side) == (2, 1, 2, 1, 1)
+    assert t.false_per_day == 0.1 and t.recall == 0.5
+
+
+def test_targets_pass_fail_and_nan_never_passes():
+    report = score([Alert("X", "burst", "buy", 2 * NS)], [label(kind="burst", side="buy", start=0, end=30 * NS, instrument="X")],
+                   instrument_days=1.0)
+    rows = {(k, m): ok for k, m, _, _, _, ok in check_targets(report.kinds)}
+    assert rows[("burst", "recall")] and rows[("burst", "precision")] and rows[("burst", "median_delay")]
+    assert not rows[("steady_flow", "recall")]           # no labels: NaN
+    assert not rows[("deleveraging", "median_delay")]
+    text = format_report(report)
+    assert "PASS" in text and "FAIL" in text and "burst" in text
+
+
+def test_unknown_kinds_are_rejected():
+    with pytest.raises(ValueError, match="alert kind 'crash' is unknown"):
+        score([Alert("X", "crash", "buy", 0)], [], instrument_days=1.0)
+    with pytest.raises(ValueError, match="instrument_days must be > 0"):
+        score([], [], instrument_days=0)
+
+
+def test_perfect_alerts_on_a_generated_tape_score_perfectly():
+    sc = generate(seed=8, instruments=4, days=5)
+    alerts = [Alert(lb.instrument, lb.kind, lb.side, lb.start_ts + NS) for lb in sc.labels if lb.kind != "control"]
+    report = score(alerts, sc.labels, instrument_days=sc.instrument_days)
+    for t in report.kinds.values():
+        if t.labels:
+            assert t.recall == 1.0 and t.precision == 1.0 and t.false_alerts == 0 and t.median_delay == 1.0
+
+
+def test_readers(tmp_path):
+    rows = [
+        {"id": "a", "event": "enter", "instrument": "UST10Y", "kind": "steady_flow", "side": "sell", "ts": 11 * H,
+         "onset_ts": 10 * H, "time": "", "onset_time": "", "score": 3.0, "evidence": {}},
+        {"id": "a", "event": "exit", "instrument": "UST10Y", "kind": "steady_flow", "side": "sell", "ts": 15 * H},
+    ]
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n\n")
+    assert read_alerts(tmp_path / "a.jsonl") == [Alert("UST10Y", "steady_flow", "sell", 11 * H)]
+    (tmp_path / "bad.jsonl").write_bytes(orjson.dumps(rows[0]) + b"\n{not json\n")
+    with pytest.raises(InputError, match="line 2 is not an alert"):
+        read_alerts(tmp_path / "bad.jsonl")
+    with pytest.raises(InputError, match="cannot read"):
+        read_alerts(tmp_path / "missing.jsonl")
+    (tmp_path / "l.jsonl").write_bytes(orjson.dumps({"meta": {"instrument_days": 7}}) + b"\n"
+                                       + orjson.dumps(label().to_dict()) + b"\n")
+    assert read_labels(tmp_path / "l.jsonl") == ([label()], 7.0)
+
+
+def test_evaluate_script_scores_files(tmp_path):
+    sc = generate(seed=9, instruments=["UST10Y", "DXY"], days=3)
+    sc.write_labels(tmp_path / "labels.jsonl")
+    episodes = [lb for lb in sc.labels if lb.kind != "control"]
+    alerts = [{"event": "enter", "instrument": lb.instrument, "kind": lb.kind, "side": lb.side, "ts": lb.start_ts + 5 * NS}
+              for lb in episodes]
+    alerts.append({"event": "enter", "instrument": "DXY", "kind": "burst", "side": "buy", "ts": sc.start_ts})
+    (tmp_path / "alerts.jsonl").write_bytes(b"\n".join(orjson.dumps(a) for a in alerts))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "evaluate.py"), "--alerts", str(tmp_path / "alerts.jsonl"),
+                          "--labels", str(tmp_path / "labels.jsonl")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    burst_row = next(line for line in out.stdout.splitlines() if line.startswith("burst "))
+    n_burst = sum(lb.kind == "burst" for lb in episodes)
+    assert burst_row.split()[1:4] == [str(n_burst), str(n_burst), "1.00"]
+    assert f"{1 / sc.instrument_days:.3f}" in burst_row
+    assert "targets" in out.stdout
