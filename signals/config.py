@@ -99,21 +99,26 @@ class Thresholds:
     instrument's own deseasonalised baseline; durations are event-time seconds.
     """
 
-    # jumps (Lee-Mykland): family-wise level and the number of tests it covers
+    # jumps (Lee-Mykland): family-wise level and the number of tests it covers. A jump counted
+    # in tapewatch_jumps_total (and that blocks steady flow) is significant over a session of
+    # 1-s bars; a jump that can start a burst, over a day of 5-min bars (4.067 at 1%).
     jump_alpha: float = 0.01
     jump_n: int = 23400
-    # burst: a jump or fast drift with an activity and volatility surge
-    burst_tstat: float = 3.5
-    burst_activity_ratio: float = 2.0
-    burst_vol_ratio: float = 2.0
+    burst_jump_n: int = 78
+    # burst: a news jump, then an activity surge and a cascade of trades and drift on its side
+    burst_activity_ratio: float = 4.0
+    burst_vol_ratio: float = 1.6
+    burst_flow_z: float = 0.5
+    burst_drift_tstat: float = 1.0         # jump-robust 60-s drift on the jump's side (the cascade)
     burst_jump_window_seconds: float = 60.0
     burst_enter_seconds: float = 0.0
     burst_exit_seconds: float = 120.0
-    burst_cooldown_seconds: float = 900.0
-    # deleveraging: sustained fast one-sided move in high volatility
-    delev_tstat: float = 4.0
-    delev_vol_ratio: float = 2.5
-    delev_flow_z: float = 1.0
+    burst_cooldown_seconds: float = 60.0
+    # deleveraging: sustained fast one-sided move with high volatility or activity, one-sided flow
+    delev_tstat: float = 3.0
+    delev_vol_ratio: float = 2.0
+    delev_activity_ratio: float = 2.5
+    delev_flow_z: float = 2.0
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0
@@ -121,13 +126,14 @@ class Thresholds:
     steady_tstat: float = 3.5
     steady_tstat_slow: float = 2.5
     steady_vol_ratio_max: float = 1.6
-    steady_cusum: float = 60.0
     steady_flow_z: float = 1.0
+    steady_tstat_flow: float = 3.0          # drift t needed when |flow z| >= steady_flow_z_strong
+    steady_flow_z_strong: float = 2.0
     steady_fingerprint_tstat: float = 2.0
     steady_jump_quiet_seconds: float = 1800.0
     steady_enter_seconds: float = 300.0
     steady_exit_seconds: float = 1800.0
-    steady_cooldown_seconds: float = 21600.0
+    steady_cooldown_seconds: float = 108000.0
     # no regime before this much trading time has been seen (baselines must exist first)
     warmup_seconds: float = 1800.0
     steady_warmup_seconds: float = 3600.0
@@ -143,8 +149,9 @@ class Thresholds:
                 raise ConfigError(f"thresholds.{f.name} must be >= 0, got {v}")
         if not 0 < self.jump_alpha < 1:
             raise ConfigError(f"thresholds.jump_alpha must be in (0, 1), got {self.jump_alpha}")
-        if self.jump_n < 2:
-            raise ConfigError(f"thresholds.jump_n must be >= 2, got {self.jump_n}")
+        for key in ("jump_n", "burst_jump_n"):
+            if getattr(self, key) < 2 or getattr(self, key) != int(getattr(self, key)):
+                raise ConfigError(f"thresholds.{key} must be a whole number >= 2, got {getattr(self, key)}")
         if not 0 < self.exit_fraction <= 1:
             raise ConfigError(f"thresholds.exit_fraction must be in (0, 1], got {self.exit_fraction}")
 

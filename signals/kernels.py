@@ -1,7 +1,7 @@
 """The numba kernel: every estimator and the regime state machine, fused into one pass per tick.
 
 State lives in two arrays indexed by instrument id: ``F`` (float64, ``NF`` columns) and ``I``
-(int64, ``NI`` columns); one instrument is 1,952 bytes. The column layout below is the snapshot
+(int64, ``NI`` columns); one instrument is 2,024 bytes. The column layout below is the snapshot
 format (bump ``LAYOUT_VERSION`` on any change). ``signals/reference.py`` is the slow,
 obviously-correct implementation of the same arithmetic; tests hold the two together.
 
@@ -38,7 +38,10 @@ F_WARM, F_SCORE = 53, 54
 F_STATS = 55                                                       # NSTAT cached statistics
 F_SV, F_SN, F_SQ, F_ST, F_FD = 73, 97, 121, 145, 169               # seasonal + fingerprint, NB each
 F_TSV, F_TSN, F_TSQ, F_TST = 193, 194, 195, 196                    # seasonal totals
-NF = 197
+F_VY = 197                                                         # 3: EW squared returns (vol ratios)
+F_VBH_N, F_ACT_D = 200, 201                                        # HAC baseline, activity clock
+F_Q10, F_U10, F_M10 = 202, 203, 204                                # 10-s flow (burst cascades)
+NF = 205
 
 # ---- int state columns ---------------------------------------------------------------
 I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_LAST, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4, 5
@@ -49,7 +52,8 @@ I_CAND_SINCE, I_CAND_SIDE = 22, 25                                 # 3 kinds eac
 I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 28, 31, 34, 37        # last exit per kind
 I_ALERTS = 40                                                      # 6: kind*2 + (side > 0)
 I_LAST_ALERT_TS = 46
-NI = 47
+I_LAST_BIGJUMP_TS = 47                                             # last family-wise significant jump
+NI = 48
 
 # ---- cached statistics (EngineView.stats columns) --------------------------------------
 STAT_NAMES = (
@@ -63,10 +67,11 @@ S_T, S_Z, S_ZV, S_VR, S_ACT, S_JZ, S_JS, S_FP, S_ABS, S_PX = 0, 4, 8, 9, 12, 13,
 # ---- parameters ------------------------------------------------------------------------
 P_BAR_S, P_MAX_GAP_S, P_HBASE, P_LAM_DAY, P_KAPPA_S, P_CLIP = 0, 1, 2, 3, 4, 5
 P_ZSTAR, P_WARM_S, P_WARM_SLOW_S, P_CU_SLOW, P_CU_FAST = 6, 7, 8, 9, 10
-P_B_T, P_B_ACT, P_B_VR, P_D_T, P_D_VR, P_D_Z = 11, 12, 13, 14, 15, 16
+P_ZSTAR_B, P_B_ACT, P_B_VR, P_D_T, P_D_VR, P_D_Z = 11, 12, 13, 14, 15, 16
 P_S_T, P_S_TSLOW, P_S_VRMAX, P_S_Z, P_S_FP, P_EXITF = 17, 18, 19, 20, 21, 22
-P_VCLOCK_S, P_JUMP_WINDOW_S, P_STEADY_QUIET_S, P_S_CUSUM = 23, 24, 25, 26
-NP = 27
+P_VCLOCK_S, P_JUMP_WINDOW_S, P_STEADY_QUIET_S, P_B_Z, P_D_ACT, P_TRUNC = 23, 24, 25, 26, 27, 28
+P_S_TFLOW, P_S_ZSTRONG, P_B_T = 29, 30, 31
+NP = 32
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -88,6 +93,7 @@ def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
     I[:, I_CAND_SINCE:I_CAND_SINCE + 3] = NONE_TS
     I[:, I_LX_TS:I_LX_TS + 3] = NONE_TS
     I[:, I_LAST_JUMP_TS] = NONE_TS
+    I[:, I_LAST_BIGJUMP_TS] = NONE_TS
     I[:, I_LAST_ALERT_TS] = NONE_TS
     I[:, I_ONSET] = NONE_TS
     return F, I
@@ -245,22 +251,33 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         fb = 1.0
         lamb = 0.0
     sf = math.sqrt(fb)
-    rt = r / sf                               # deseasonalised pre-averaged return
-    x = (r * r + 2.0 * r * F[i, F_PREV_R]) / fb   # lag-1 HAC variance contribution
-    F[i, F_PREV_R] = r
+    rt = r / sf                                   # deseasonalised pre-averaged return
+    y = rt * rt                                   # volatility level (noise included, always >= 0)
+    # jump-robust drift: truncate the return at P_TRUNC local standard deviations (Mancini 2009)
+    # before it enters the drift, the long-run variance, the CUSUMs and the fingerprint
+    vloc = F[i, F_BV_N] / F[i, F_VD + 1] if F[i, F_VD + 1] > 0.0 else 0.0
+    vb0 = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
+    lim = P[P_TRUNC] * math.sqrt(max(vloc, vb0) * dt)
+    if lim > 0.0:
+        rt = min(max(rt, -lim), lim)
+    rtr = rt * sf
+    x = (rtr * rtr + 2.0 * rtr * F[i, F_PREV_R]) / fb   # lag-1 HAC: long-run (noise-free) variance
+    F[i, F_PREV_R] = rtr
     rct = rc / sf
 
-    # ---- baseline variance rate (long memory, jump-clipped) ----
+    # ---- baselines (long memory): volatility level, jump-clipped; long-run variance ----
     ab = math.exp(-dt / P[P_HBASE])
     vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
-    xb = x
-    if vb > 0.0 and xb > P[P_CLIP] * vb * dt:
-        xb = P[P_CLIP] * vb * dt
-    F[i, F_VB_N] = ab * F[i, F_VB_N] + xb
+    yb = y
+    if vb > 0.0 and yb > P[P_CLIP] * vb * dt:
+        yb = P[P_CLIP] * vb * dt
+    xb = min(x, yb)
+    F[i, F_VB_N] = ab * F[i, F_VB_N] + yb
+    F[i, F_VBH_N] = ab * F[i, F_VBH_N] + xb
     F[i, F_VB_D] = ab * F[i, F_VB_D] + dt
     vb = F[i, F_VB_N] / F[i, F_VB_D]
-    if vb <= 0.0:
-        vb = 0.0
+    # the long-run variance, floored: with heavy bid-ask noise the HAC estimate can sink to zero
+    vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb)
     F[i, F_WARM] += dt
 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
@@ -268,10 +285,12 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     bvr = F[i, F_BV_N] / F[i, F_VD + 1] if F[i, F_VD + 1] > 0.0 else 0.0
     jz = rct / math.sqrt(bvr * dt) if bvr > 0.0 else 0.0
     stats[S_JZ] = jz
-    if (not brk) and abs(jz) >= P[P_ZSTAR] and F[i, F_WARM] >= P[P_WARM_S]:
-        I[i, I_JUMPS] += 1
+    if (not brk) and abs(jz) >= P[P_ZSTAR_B] and F[i, F_WARM] >= P[P_WARM_S]:
         I[i, I_LAST_JUMP_TS] = bstart
         I[i, I_LAST_JUMP_SIGN] = 1 if jz > 0 else -1
+        if abs(jz) >= P[P_ZSTAR]:
+            I[i, I_JUMPS] += 1
+            I[i, I_LAST_BIGJUMP_TS] = bstart
     bp = HALF_PI * abs(rct) * F[i, F_PREV_RC]
     F[i, F_BV_N] = a1 * F[i, F_BV_N] + bp
     a3 = math.exp(-dt / 3600.0)
@@ -288,10 +307,11 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         F[i, F_VN + k] = a * F[i, F_VN + k] + x
         F[i, F_VD + k] = a * F[i, F_VD + k] + dt
         vk = F[i, F_VN + k] / F[i, F_VD + k]
-        den = max(vk, 0.1 * vb) * F[i, F_W2 + k]
+        den = max(vk, (1.0 if k == 0 else 0.25) * vh) * F[i, F_W2 + k]
         stats[S_T + k] = F[i, F_S + k] / math.sqrt(den) if den > 0.0 else 0.0
         if k < 3:
-            stats[S_VR + k] = math.sqrt(max(vk, 0.0) / vb) if vb > 0.0 else 1.0
+            F[i, F_VY + k] = a * F[i, F_VY + k] + y
+            stats[S_VR + k] = math.sqrt(F[i, F_VY + k] / F[i, F_VD + k] / vb) if vb > 0.0 else 1.0
         F[i, F_Q + k] = a * F[i, F_Q + k] + q
         F[i, F_U + k] = a * F[i, F_U + k] + v
         imb = F[i, F_Q + k] / F[i, F_U + k] if F[i, F_U + k] > 0.0 else 0.0
@@ -307,22 +327,27 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     F[i, F_MV] = ab * F[i, F_MV] + imbv * imbv * dt
     stats[S_ZV] = _ratio_z(imbv, F[i, F_MV] / F[i, F_VB_D])
 
-    # ---- activity (deseasonalised tick rate over ~60 s) ----
-    a0 = math.exp(-dt / 60.0)
+    # ---- activity (deseasonalised tick rate over ~10 s) ----
+    a0 = math.exp(-dt / 10.0)
     F[i, F_ACT_N] = a0 * F[i, F_ACT_N] + nticks
-    rate = F[i, F_ACT_N] / F[i, F_VD + 0]
+    F[i, F_ACT_D] = a0 * F[i, F_ACT_D] + dt
+    rate = F[i, F_ACT_N] / F[i, F_ACT_D]
+    F[i, F_Q10] = a0 * F[i, F_Q10] + q
+    F[i, F_U10] = a0 * F[i, F_U10] + v
+    imb10 = F[i, F_Q10] / F[i, F_U10] if F[i, F_U10] > 0.0 else 0.0
+    F[i, F_M10] = ab * F[i, F_M10] + imb10 * imb10 * dt
     stats[S_ACT] = rate / lamb if lamb > 0.0 else 1.0
 
     # ---- seasonal profile update, fingerprint and CUSUM onsets ----
-    F[i, F_SV + b] += x
+    F[i, F_SV + b] += yb * fb
     F[i, F_SN + b] += nticks
     F[i, F_SQ + b] += v
     F[i, F_ST + b] += dt
-    F[i, F_TSV] += x
+    F[i, F_TSV] += yb * fb
     F[i, F_TSN] += nticks
     F[i, F_TSQ] += v
     F[i, F_TST] += dt
-    u = rt / math.sqrt(vb) if vb > 0.0 else 0.0
+    u = rt / math.sqrt(vh) if vh > 0.0 else 0.0
     F[i, F_FD + b] += u
     stats[S_FP] = F[i, F_FD + b] / math.sqrt(F[i, F_ST + b]) if F[i, F_ST + b] > 0.0 else 0.0
     for c in range(4):
@@ -354,6 +379,12 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _flow10(F, i):
+    imb = F[i, F_Q10] / F[i, F_U10] if F[i, F_U10] > 0.0 else 0.0
+    return _ratio_z(imb, F[i, F_M10] / F[i, F_VB_D])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _sgn(x):
     return 1 if x > 0.0 else (-1 if x < 0.0 else 0)
 
@@ -364,12 +395,6 @@ def _primary_side(F, I, i, bstart, P, stats, kind):
     if kind == REGIME_DELEV:
         return _sgn(stats[S_T + 1])
     if kind == REGIME_STEADY:
-        if abs(stats[S_T + 2]) >= P[P_S_T]:
-            return _sgn(stats[S_T + 2])
-        if F[i, F_CU + 1] >= P[P_S_CUSUM]:
-            return -1
-        if F[i, F_CU + 0] >= P[P_S_CUSUM]:
-            return 1
         return _sgn(stats[S_T + 2])
     if I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9:
         return I[i, I_LAST_JUMP_SIGN]
@@ -385,32 +410,37 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
     if kind == REGIME_DELEV:
         # deleveraging: fast drift, high volatility, one-sided flow
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
-            and stats[S_VR + 1] >= P[P_D_VR] * f and stats[S_Z + 1] * d >= P[P_D_Z] * f
+            and (stats[S_VR + 1] >= P[P_D_VR] * f or stats[S_ACT] >= P[P_D_ACT] * f) \
+            and stats[S_Z + 1] * d >= P[P_D_Z] * f
     if kind == REGIME_BURST:
         # burst: a jump or a fast drift, with an activity and volatility surge, flow not against it
         if warm < P[P_WARM_S]:
             return False
-        if stats[S_ACT] < P[P_B_ACT] * f and stats[S_VR + 0] < P[P_B_VR] * f:
+        if stats[S_ACT] < P[P_B_ACT] * f and stats[S_VR + 0] < P[P_B_VR]:
             return False
         if f == 1.0:
-            if stats[S_ACT] < P[P_B_ACT] or stats[S_VR + 0] < P[P_B_VR] or stats[S_Z + 0] * d < 0.0:
+            if stats[S_ACT] < P[P_B_ACT] or stats[S_VR + 0] < P[P_B_VR] or _flow10(F, i) * d < P[P_B_Z]:
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d
-            return (jump and stats[S_T + 0] * d >= 0.0) or stats[S_T + 0] * d >= P[P_B_T]
+            return jump and stats[S_T + 0] * d >= P[P_B_T]
         return True
-    # steady flow: slow drift (two horizons, or the slow CUSUM), normal volatility, no recent jump,
+    # steady flow: slow drift on two horizons, normal volatility, no recent jump or fast regime,
     # and corroboration from order flow (aggressive or absorbed) or the same-hours fingerprint
     if warm < P[P_WARM_SLOW_S] or stats[S_VR + 2] > P[P_S_VRMAX] / f:
         return False
-    if I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_STEADY_QUIET_S] * 1e9:
+    quiet_ns = P[P_STEADY_QUIET_S] * 1e9
+    for last in (I[i, I_LAST_BIGJUMP_TS], I[i, I_LX_TS + 1], I[i, I_LX_TS + 2]):
+        if last != NONE_TS and bstart - last <= quiet_ns:
+            return False
+    t1, t4, z1 = stats[S_T + 2] * d, stats[S_T + 3] * d, abs(stats[S_Z + 2])
+    # strong one-sided flow (aggressive children) or strong flow against the price (absorbed
+    # passive children) lowers the price evidence needed
+    if z1 >= P[P_S_ZSTRONG] * f and t1 >= P[P_S_TFLOW] * f and t4 >= P[P_S_TSLOW] * f * P[P_S_TFLOW] / P[P_S_T]:
+        return True
+    if t1 < P[P_S_T] * f or t4 < P[P_S_TSLOW] * f:
         return False
-    cu = F[i, F_CU + (0 if d > 0 else 1)]
-    drift = (stats[S_T + 2] * d >= P[P_S_T] * f and stats[S_T + 3] * d >= P[P_S_TSLOW] * f) \
-        or cu >= P[P_S_CUSUM] * f
-    if not drift:
-        return False
-    return abs(stats[S_Z + 2]) >= P[P_S_Z] * f or stats[S_FP] * d >= P[P_S_FP] * f
+    return z1 >= P[P_S_Z] * f or stats[S_FP] * d >= P[P_S_FP] * f
 
 
 @njit(cache=True, nogil=True)
@@ -457,7 +487,8 @@ def _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, e
             dside = cs
     stay = cur != REGIME_QUIET and _holds(F, I, i, bstart, P, stats, cur, I[i, I_SIDE], ef)
     if cur != REGIME_QUIET:
-        if desired > cur:
+        # a stronger regime replaces the current one; a fast regime on the other side reverses it
+        if desired > cur or (desired >= REGIME_BURST and dside != I[i, I_SIDE]):
             ne = _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
                        ev_score, ev_stats, ne)
             cur = REGIME_QUIET

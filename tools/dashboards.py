@@ -260,8 +260,8 @@ def instrument() -> str:
         .with_panel(series(
             "Drift t-statistics", query(f"max by (horizon) (tapewatch_drift_tstat{sel})", "{{horizon}}"),
             lines=symmetric_lines(TH.steady_tstat_slow, TH.steady_tstat, TH.delev_tstat),
-            description=f"Lines: steady flow slow horizon +-{TH.steady_tstat_slow}, steady flow / burst "
-                        f"+-{TH.steady_tstat}, deleveraging +-{TH.delev_tstat} (default thresholds)."))
+            description=f"Lines: steady flow 4-h horizon +-{TH.steady_tstat_slow}, steady flow 1-h "
+                        f"+-{TH.steady_tstat}, deleveraging 15-min +-{TH.delev_tstat} (default thresholds)."))
         .with_panel(series(
             "Order-flow imbalance z-score", query(f"max by (horizon) (tapewatch_flow_imbalance_zscore{sel})", "{{horizon}}"),
             lines=symmetric_lines(TH.steady_flow_z),
