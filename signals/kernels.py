@@ -271,7 +271,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     yb = y
     if vb > 0.0 and yb > P[P_CLIP] * vb * dt:
         yb = P[P_CLIP] * vb * dt
-    xb = min(x, yb)
+    xb = x * (yb / y) if yb < y else x        # a clipped jump is clipped in both measures
     F[i, F_VB_N] = ab * F[i, F_VB_N] + yb
     F[i, F_VBH_N] = ab * F[i, F_VBH_N] + xb
     F[i, F_VB_D] = ab * F[i, F_VB_D] + dt
