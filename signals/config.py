@@ -149,9 +149,12 @@ class Thresholds:
                 raise ConfigError(f"thresholds.{f.name} must be >= 0, got {v}")
         if not 0 < self.jump_alpha < 1:
             raise ConfigError(f"thresholds.jump_alpha must be in (0, 1), got {self.jump_alpha}")
-        for key in ("jump_n", "burst_jump_n"):
-            if getattr(self, key) < 2 or getattr(self, key) != int(getattr(self, key)):
-                raise ConfigError(f"thresholds.{key} must be a whole number >= 2, got {getattr(self, key)}")
+        for key in ("jump_n", "burst_jump_n"):   # the Gumbel approximation needs enough tests
+            if getattr(self, key) < 30 or getattr(self, key) != int(getattr(self, key)):
+                raise ConfigError(f"thresholds.{key} must be a whole number >= 30, got {getattr(self, key)}")
+        for key in ("steady_tstat", "steady_tstat_flow", "delev_tstat", "burst_activity_ratio"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"thresholds.{key} must be > 0, got {getattr(self, key)}")
         if not 0 < self.exit_fraction <= 1:
             raise ConfigError(f"thresholds.exit_fraction must be in (0, 1], got {self.exit_fraction}")
 
@@ -170,6 +173,11 @@ class EngineConfig:
     instruments: Mapping[str, InstrumentConfig] = field(default_factory=dict)
 
     def __post_init__(self):
+        for key in ("bar_seconds", "max_gap_seconds", "out_of_order_tolerance_seconds", "baseline_seconds",
+                    "seasonal_day_decay"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                raise ConfigError(f"engine.{key} must be a finite number, got {v!r}")
         if not (0.01 <= self.bar_seconds <= 60):
             raise ConfigError(f"engine.bar_seconds must be between 0.01 and 60, got {self.bar_seconds}")
         if self.max_gap_seconds < 10 * self.bar_seconds:
@@ -266,6 +274,9 @@ def config_from_dict(data: Mapping[str, Any]) -> EngineConfig:
     unknown = set(data) - {"engine", "thresholds", "defaults", "instruments", "service"}
     if unknown:
         raise ConfigError(f"unknown config sections {sorted(unknown)}; allowed: engine, thresholds, defaults, instruments, service")
+    for key in ("engine", "thresholds", "instruments"):
+        if key in data and not isinstance(data[key], dict):
+            raise ConfigError(f"[{key}] must be a table, got {data[key]!r}")
     eng = data.get("engine") or {}
     if not isinstance(eng, dict):
         raise ConfigError("[engine] must be a table")
@@ -277,7 +288,7 @@ def config_from_dict(data: Mapping[str, Any]) -> EngineConfig:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"engine.{k} must be a number, got {v!r}")
     th = Thresholds(**_section(Thresholds, data.get("thresholds"), "thresholds"))
-    defaults = _instrument(data.get("defaults") or {}, "defaults")
+    defaults = _instrument(data["defaults"] if "defaults" in data else {}, "defaults")
     inst_raw = data.get("instruments") or {}
     if not isinstance(inst_raw, dict):
         raise ConfigError("[instruments] must be a table of instrument names")

@@ -242,7 +242,9 @@ class Engine:
         """
         good, reason = validate(batch)
         with self._lock:
-            codes = np.array([self._register(n) for n in good.instruments], dtype=np.int64)
+            codes = np.zeros(len(good.instruments), np.int64)
+            for c in np.unique(good.code):          # only instruments with an accepted row
+                codes[c] = self._register(good.instruments[c])
             ids = codes[good.code] if len(good) else np.zeros(0, np.int64)
             bucket, day, ok = self._clock(ids, good.ts)
             rows = np.flatnonzero(reason == 0)

@@ -1,7 +1,7 @@
 """The numba kernel: every estimator and the regime state machine, fused into one pass per tick.
 
 State lives in two arrays indexed by instrument id: ``F`` (float64, ``NF`` columns) and ``I``
-(int64, ``NI`` columns); one instrument is 2,024 bytes. The column layout below is the snapshot
+(int64, ``NI`` columns); one instrument is 2,016 bytes. The column layout below is the snapshot
 format (bump ``LAYOUT_VERSION`` on any change). ``signals/reference.py`` is the slow,
 obviously-correct implementation of the same arithmetic; tests hold the two together.
 
@@ -44,16 +44,16 @@ F_Q10, F_U10, F_M10 = 202, 203, 204                                # 10-s flow (
 NF = 205
 
 # ---- int state columns ---------------------------------------------------------------
-I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_LAST, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4, 5
-I_PREV_BAR, I_DAY, I_BARS, I_JUMPS, I_LAST_JUMP_TS, I_LAST_JUMP_SIGN = 6, 7, 8, 9, 10, 11
-I_TAU = 12                                                         # 4 CUSUM excursion starts
-I_REGIME, I_SIDE, I_ONSET, I_ALERT_TS, I_ENTER_TS, I_EXIT_SINCE = 16, 17, 18, 19, 20, 21
-I_CAND_SINCE, I_CAND_SIDE = 22, 25                                 # 3 kinds each
-I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 28, 31, 34, 37        # last exit per kind
-I_ALERTS = 40                                                      # 6: kind*2 + (side > 0)
-I_LAST_ALERT_TS = 46
-I_LAST_BIGJUMP_TS = 47                                             # last family-wise significant jump
-NI = 48
+I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4
+I_PREV_BAR, I_DAY, I_BARS, I_JUMPS, I_LAST_JUMP_TS, I_LAST_JUMP_SIGN = 5, 6, 7, 8, 9, 10
+I_TAU = 11                                                         # 4 CUSUM excursion starts
+I_REGIME, I_SIDE, I_ONSET, I_ALERT_TS, I_ENTER_TS, I_EXIT_SINCE = 15, 16, 17, 18, 19, 20
+I_CAND_SINCE, I_CAND_SIDE = 21, 24                                 # 3 kinds each
+I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 27, 30, 33, 36        # last exit per kind
+I_ALERTS = 39                                                      # 6: kind*2 + (side > 0)
+I_LAST_ALERT_TS = 45
+I_LAST_BIGJUMP_TS = 46                                             # last family-wise significant jump
+NI = 47
 
 # ---- cached statistics (EngineView.stats columns) --------------------------------------
 STAT_NAMES = (
@@ -141,6 +141,7 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
         i = ids[r]
         t = ts[r]
         p = price[r]
+        late = False
         if I[i, I_TICKS] > 0:
             last = I[i, I_LAST_TS]
             if t < last - tol:
@@ -148,7 +149,8 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
                 r += 1
                 continue
             if t < last:
-                t = last
+                t = last          # a little late: counted at the last time seen, in its bar
+                late = True
         # aggressor side, else the tick rule
         s = float(side[r])
         if s == 0.0:
@@ -177,9 +179,9 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
         F[i, F_B_LASTP] = p
         F[i, F_B_Q] += s * size[r]
         F[i, F_B_V] += size[r]
-        I[i, I_BAR_LAST] = t
-        I[i, I_BAR_BUCKET] = bucket[r]
-        I[i, I_BAR_DAY] = day[r]
+        if not late:
+            I[i, I_BAR_BUCKET] = bucket[r]
+            I[i, I_BAR_DAY] = day[r]
         I[i, I_LAST_TS] = t
         I[i, I_TICKS] += 1
         r += 1
@@ -247,9 +249,12 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         fb = min(max(fb, 0.05), 20.0)
         nbar = F[i, F_TSN] / F[i, F_TST]
         lamb = (F[i, F_SN + b] + kappa * nbar) / (F[i, F_ST + b] + kappa)
+        qbar = F[i, F_TSQ] / F[i, F_TST]
+        vf = (F[i, F_SQ + b] + kappa * qbar) / (F[i, F_ST + b] + kappa) / qbar if qbar > 0.0 else 1.0
     else:
         fb = 1.0
         lamb = 0.0
+        vf = 1.0
     sf = math.sqrt(fb)
     rt = r / sf                                   # deseasonalised pre-averaged return
     y = rt * rt                                   # volatility level (noise included, always >= 0)
@@ -283,7 +288,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
     a1 = math.exp(-dt / 900.0)
     bvr = F[i, F_BV_N] / F[i, F_VD + 1] if F[i, F_VD + 1] > 0.0 else 0.0
-    jz = rct / math.sqrt(bvr * dt) if bvr > 0.0 else 0.0
+    jz = rct / math.sqrt(bvr * dt) if bvr * dt > 0.0 else 0.0
     stats[S_JZ] = jz
     if (not brk) and abs(jz) >= P[P_ZSTAR_B] and F[i, F_WARM] >= P[P_WARM_S]:
         I[i, I_LAST_JUMP_TS] = bstart
@@ -317,9 +322,10 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         imb = F[i, F_Q + k] / F[i, F_U + k] if F[i, F_U + k] > 0.0 else 0.0
         F[i, F_M + k] = ab * F[i, F_M + k] + imb * imb * dt
         stats[S_Z + k] = _ratio_z(imb, F[i, F_M + k] / F[i, F_VB_D])
-    # volume clock: decay by traded volume, scale = expected volume over P_VCLOCK_S seconds
+    # volume clock: decay by traded volume, scale = the volume usually traded over P_VCLOCK_S
+    # seconds at this time of day (long-run rate times the bucket's seasonal volume factor)
     F[i, F_VOLR] = ab * F[i, F_VOLR] + v
-    vscale = F[i, F_VOLR] / F[i, F_VB_D] * P[P_VCLOCK_S]
+    vscale = F[i, F_VOLR] / F[i, F_VB_D] * P[P_VCLOCK_S] * vf
     av = math.exp(-v / vscale) if vscale > 0.0 else 0.0
     F[i, F_QV] = av * F[i, F_QV] + q
     F[i, F_UV] = av * F[i, F_UV] + v

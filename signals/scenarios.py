@@ -491,7 +491,7 @@ def demo_scenario(*, seed: int = 7) -> Scenario:
                 minutes=150, strength=5.0),
         Episode(instrument="BUND", kind="vol_spike", start=f"2025-05-22T10:00:00{de}", minutes=45, strength=3.0),
         Episode(instrument="CSI300ETF", kind="steady_flow", side="buy", start=f"2025-05-19T10:30:00{sh}",
-                minutes=210, sessions=4, strength=1.5, style="passive"),
+                minutes=210, sessions=4, strength=2.5, style="passive"),
     ]
     return generate(seed=seed, instruments=specs, days=5, start="2025-05-19", episodes=episodes, watch=True)
 

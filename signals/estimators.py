@@ -1,0 +1,1162 @@
+"""Small pure-Python estimators, one statistical idea each: the slow, obviously-correct reference.
+
+Every class has river's shape: ``update(...)`` feeds one observation and returns ``self``,
+``get()`` reads the current value, and ``snapshot()`` / ``restore()`` move the state as a plain
+dict (floats, ints, lists, dicts). The arithmetic is exactly that of the numba kernel
+(:mod:`signals.kernels`): the same formulas, the same order of decays, the same clipping and
+flooring. :class:`signals.reference.ReferenceEngine` composes them per instrument, and the tests
+hold the kernel to it.
+
+Conventions: time inside the estimators is *trading time* in seconds. ``dt`` is the time
+between the starts of two consecutive bars, or one bar width after a session break (a closed
+market does not age the statistics). Event times are int nanoseconds since the epoch.
+Exponential weights are ``a = exp(-dt / horizon)``, so irregular bars are weighted by time.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import NamedTuple
+
+from .config import Thresholds
+
+HALF_PI = math.pi / 2.0
+NONE_TS = -(2 ** 62)                       # "no such time" (never a real event time)
+HORIZONS = (60.0, 900.0, 3600.0, 14400.0)  # seconds, for the drift and flow statistics
+N_BUCKETS = 24                             # time-of-day buckets: local hours
+
+
+class Estimator:
+    """Base class: the attributes named in ``_state`` are the whole state of an estimator."""
+
+    _state: tuple[str, ...] = ()
+
+    def snapshot(self) -> dict:
+        """The state as a plain dict (a deep copy)."""
+        return {k: copy.deepcopy(getattr(self, k)) for k in self._state}
+
+    def restore(self, state: dict):
+        """Replace the state with a :meth:`snapshot` dict; returns ``self``."""
+        for k in self._state:
+            setattr(self, k, copy.deepcopy(state[k]))
+        return self
+
+
+class TickRule(Estimator):
+    """Sign of a trade: the aggressor side when the feed has it, else the tick rule.
+
+    A trade above the previous trade price is a buy (+1), below it a sell (-1); at the same
+    price the previous sign is kept (the zero-tick rule). The first trade of an instrument
+    without a side is unsigned (0).
+
+    Examples
+    --------
+    >>> tr = TickRule()
+    >>> [tr.update(p).get() for p in (100.0, 100.5, 100.5, 100.2)]
+    [0.0, 1.0, 1.0, -1.0]
+    >>> tr.update(100.1, side=1).get()      # a known aggressor side wins
+    1.0
+
+    References
+    ----------
+    Lee, C. M. C. and Ready, M. J. (1991). Inferring trade direction from intraday data.
+    *The Journal of Finance*, 46(2), 733-746.
+    """
+
+    _state = ("last_price", "sign", "seen")
+
+    def __init__(self):
+        self.last_price = 0.0
+        self.sign = 0.0
+        self.seen = False
+
+    def update(self, price: float, side: int = 0) -> "TickRule":
+        s = float(side)
+        if s == 0.0:
+            if self.seen and price > self.last_price:
+                s = 1.0
+            elif self.seen and price < self.last_price:
+                s = -1.0
+            else:
+                s = self.sign
+        self.sign = s
+        self.last_price = price
+        self.seen = True
+        return self
+
+    def get(self) -> float:
+        return self.sign
+
+
+class Bar(NamedTuple):
+    """A closed bar, with its returns against the previous bar."""
+
+    start: int            # ns; multiple of the bar width
+    ticks: float          # number of ticks averaged
+    mean: float           # pre-averaged price
+    close: float          # last price
+    signed_volume: float  # sum of sign * size
+    volume: float         # sum of size
+    bucket: int           # time-of-day bucket (of the bar's last tick)
+    first: bool           # the instrument's first bar: no return yet, nothing else is updated
+    new_day: bool         # the first bar of a new local trading day
+    brk: bool             # a session break (silence longer than max_gap_s) precedes the bar
+    dt: float             # trading time since the previous bar, s (one bar width after a break)
+    r: float              # log return between bar means (0 after a break)
+    rc: float             # log return between bar closes (0 after a break)
+
+
+class PreAveragedBars(Estimator):
+    """Pre-averaged bars on a fixed clock: the mean price per bar and returns between bar means.
+
+    Tick-to-tick returns are dominated by microstructure noise (bid-ask bounce, discreteness).
+    Averaging the prices inside a bar and taking log returns between consecutive bar means
+    divides the noise variance by the number of ticks averaged; the price is sampled where the
+    market trades, so quiet periods cost nothing. The returns this produces are correlated at
+    lag 1, which :class:`LagOneHAC` accounts for.
+
+    Bars start at multiples of the bar width since the epoch (a tick exactly on a multiple opens
+    the bar that starts there). A bar is closed by the first tick of a later bar; :meth:`get`
+    then returns it as a :class:`Bar`, else ``None``. Between bars more than ``max_gap_s``
+    apart (a session break) the return is 0 and ``dt`` is one bar width.
+
+    Parameters
+    ----------
+    bar_seconds : float
+        Bar width (``bar_seconds`` of the engine config).
+    max_gap_s : float
+        A longer silence between bar starts is a session break.
+
+    Examples
+    --------
+    >>> bars = PreAveragedBars(bar_seconds=1.0, max_gap_s=900.0)
+    >>> for ts, p in [(0, 100.0), (5 * 10**8, 102.0), (10**9, 103.0), (2 * 10**9, 99.0)]:
+    ...     bar = bars.update(ts, p, 0.0, 1.0, bucket=0, day=0).get()
+    >>> bar.start, bar.mean, bar.dt, round(bar.r, 6)          # log(103 / mean(100, 102))
+    (1000000000, 103.0, 1.0, 0.019608)
+
+    References
+    ----------
+    Jacod, J., Li, Y., Mykland, P. A., Podolskij, M. and Vetter, M. (2009). Microstructure noise
+    in the continuous case: the pre-averaging approach. *Stochastic Processes and their
+    Applications*, 119(7), 2249-2276.
+
+    Podolskij, M. and Vetter, M. (2009). Estimation of volatility functionals in the
+    simultaneous presence of microstructure noise and jumps. *Bernoulli*, 15(3), 634-658.
+    """
+
+    _state = ("sum_price", "ticks", "last_price", "signed_volume", "volume", "start", "bucket", "day",
+              "prev_mean", "prev_close", "prev_start", "current_day", "bars")
+
+    def __init__(self, bar_seconds: float, max_gap_s: float):
+        self.bar_seconds = bar_seconds
+        self.bar_ns = int(round(bar_seconds * 1e9))
+        self.max_gap_s = max_gap_s
+        self.sum_price = 0.0        # the open bar
+        self.ticks = 0.0
+        self.last_price = 0.0
+        self.signed_volume = 0.0
+        self.volume = 0.0
+        self.start = 0
+        self.bucket = 0
+        self.day = 0
+        self.prev_mean = 0.0        # the previous closed bar
+        self.prev_close = 0.0
+        self.prev_start = 0
+        self.current_day = 0
+        self.bars = 0
+        self.closed: Bar | None = None
+
+    def update(self, ts: int, price: float, signed_size: float, size: float, bucket: int, day: int
+               ) -> "PreAveragedBars":
+        """Add one tick (``ts`` never earlier than the previous tick's)."""
+        start = ts - ts % self.bar_ns
+        self.closed = None
+        if self.ticks > 0.0 and start != self.start:
+            self.closed = self._close()
+            self.sum_price = 0.0
+            self.ticks = 0.0
+            self.signed_volume = 0.0
+            self.volume = 0.0
+        self.start = start
+        self.sum_price += price
+        self.ticks += 1.0
+        self.last_price = price
+        self.signed_volume += signed_size
+        self.volume += size
+        self.bucket = bucket
+        self.day = day
+        return self
+
+    def _close(self) -> Bar:
+        mean = self.sum_price / self.ticks
+        close = self.last_price
+        if self.bars == 0:
+            self.prev_mean, self.prev_close, self.prev_start = mean, close, self.start
+            self.current_day = self.day
+            self.bars = 1
+            return Bar(self.start, self.ticks, mean, close, self.signed_volume, self.volume, self.bucket,
+                       True, False, False, 0.0, 0.0, 0.0)
+        self.bars += 1
+        new_day = self.day != self.current_day
+        self.current_day = self.day
+        gap = (self.start - self.prev_start) * 1e-9
+        brk = gap > self.max_gap_s
+        dt = self.bar_seconds if brk else gap
+        r = 0.0 if brk else math.log(mean / self.prev_mean)
+        rc = 0.0 if brk else math.log(close / self.prev_close)
+        self.prev_mean, self.prev_close, self.prev_start = mean, close, self.start
+        return Bar(self.start, self.ticks, mean, close, self.signed_volume, self.volume, self.bucket,
+                   False, new_day, brk, dt, r, rc)
+
+    def get(self) -> Bar | None:
+        """The bar closed by the last tick, or ``None``."""
+        return self.closed
+
+
+class LagOneHAC(Estimator):
+    """Per-bar variance contribution with the lag-1 autocovariance: ``(r_t**2 + 2 r_t r_{t-1}) / f``.
+
+    Summed over bars, its expectation is the variance of the summed returns when returns are
+    correlated at lag 1 only, as pre-averaged returns are (a Newey-West long-run variance with
+    one lag at full weight, exact for MA(1)). A single contribution can be negative. ``f`` is the
+    seasonal volatility factor of the bar (:class:`SeasonalProfile`).
+
+    Examples
+    --------
+    >>> hac = LagOneHAC()
+    >>> hac.update(0.01).get(), hac.update(-0.01).get()      # bounce: negative contribution
+    (0.0001, -0.0001)
+
+    References
+    ----------
+    Newey, W. K. and West, K. D. (1987). A simple, positive semi-definite, heteroskedasticity and
+    autocorrelation consistent covariance matrix. *Econometrica*, 55(3), 703-708.
+    """
+
+    _state = ("prev_r", "value")
+
+    def __init__(self):
+        self.prev_r = 0.0
+        self.value = 0.0
+
+    def update(self, r: float, f: float = 1.0) -> "LagOneHAC":
+        self.value = (r * r + 2.0 * r * self.prev_r) / f
+        self.prev_r = r
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+class SeasonalProfile(Estimator):
+    """Intraday seasonality: volatility and tick rate per time-of-day bucket, decayed day by day.
+
+    Per bucket it accumulates the variance contributions, ticks, volume and trading seconds;
+    :meth:`new_day` multiplies everything by ``day_decay``. :meth:`get` returns, for a bucket,
+    the volatility factor ``f_b`` (the bucket's variance rate over the all-day rate, clipped
+    to [0.05, 20]) and the tick rate ``lambda_b`` per second, both shrunk toward the all-day
+    mean with ``kappa`` seconds of pseudo-observations. Until there is a positive all-day
+    variance the factors are ``(1.0, 0.0)``.
+
+    Parameters
+    ----------
+    kappa : float
+        Pseudo-seconds of the all-day mean added to every bucket.
+    day_decay : float
+        Weight of yesterday relative to today.
+
+    Examples
+    --------
+    >>> prof = SeasonalProfile(kappa=1800.0, day_decay=0.8)
+    >>> _ = prof.update(9, 4e-8, 20.0, 100.0, 3600.0).update(3, 1e-8, 2.0, 10.0, 3600.0)
+    >>> f9, rate9 = prof.get(9)
+    >>> round(f9, 3), round(rate9, 4)                          # busy 09:00 bucket
+    (1.4, 0.0047)
+
+    References
+    ----------
+    Andersen, T. G. and Bollerslev, T. (1997). Intraday periodicity and volatility persistence
+    in financial markets. *Journal of Empirical Finance*, 4(2-3), 115-158.
+    """
+
+    _state = ("var", "ticks", "volume", "seconds", "total_var", "total_ticks", "total_volume",
+              "total_seconds")
+
+    def __init__(self, kappa: float, day_decay: float):
+        self.kappa = kappa
+        self.day_decay = day_decay
+        self.var = [0.0] * N_BUCKETS
+        self.ticks = [0.0] * N_BUCKETS
+        self.volume = [0.0] * N_BUCKETS
+        self.seconds = [0.0] * N_BUCKETS
+        self.total_var = 0.0
+        self.total_ticks = 0.0
+        self.total_volume = 0.0
+        self.total_seconds = 0.0
+
+    def new_day(self) -> "SeasonalProfile":
+        lam = self.day_decay
+        for k in range(N_BUCKETS):
+            self.var[k] *= lam
+            self.ticks[k] *= lam
+            self.volume[k] *= lam
+            self.seconds[k] *= lam
+        self.total_var *= lam
+        self.total_ticks *= lam
+        self.total_volume *= lam
+        self.total_seconds *= lam
+        return self
+
+    def update(self, bucket: int, var: float, ticks: float, volume: float, seconds: float) -> "SeasonalProfile":
+        self.var[bucket] += var
+        self.ticks[bucket] += ticks
+        self.volume[bucket] += volume
+        self.seconds[bucket] += seconds
+        self.total_var += var
+        self.total_ticks += ticks
+        self.total_volume += volume
+        self.total_seconds += seconds
+        return self
+
+    def get(self, bucket: int) -> tuple[float, float]:
+        """(volatility factor, ticks per second) of ``bucket``."""
+        if not (self.total_seconds > 0.0 and self.total_var > 0.0):
+            return 1.0, 0.0
+        return self._factor(bucket, self.var, self.total_var), self._rate(bucket, self.ticks, self.total_ticks)
+
+    def volume_factor(self, bucket: int) -> float:
+        """The bucket's volume rate over the all-day volume rate (1.0 until both exist)."""
+        if not (self.total_seconds > 0.0 and self.total_var > 0.0 and self.total_volume > 0.0):
+            return 1.0
+        qbar = self.total_volume / self.total_seconds
+        return self._rate(bucket, self.volume, self.total_volume) / qbar
+
+    def _rate(self, bucket: int, per_bucket: list, total: float) -> float:
+        mean = total / self.total_seconds
+        return (per_bucket[bucket] + self.kappa * mean) / (self.seconds[bucket] + self.kappa)
+
+    def _factor(self, bucket: int, per_bucket: list, total: float) -> float:
+        return min(max(self._rate(bucket, per_bucket, total) / (total / self.total_seconds), 0.05), 20.0)
+
+
+def truncate(r: float, n_sd: float, variance: float, dt: float) -> float:
+    """Clip a return at ``n_sd`` local standard deviations ``sqrt(variance * dt)`` (a jump-robust return).
+
+    Without a variance estimate the return is left as it is.
+
+    >>> truncate(0.01, 4.0, 1e-8, 1.0), truncate(-1e-4, 4.0, 1e-8, 1.0), truncate(0.01, 4.0, 0.0, 1.0)
+    (0.0004, -0.0001, 0.01)
+
+    References
+    ----------
+    Mancini, C. (2009). Non-parametric threshold estimation for models with stochastic diffusion
+    coefficient and jumps. *Scandinavian Journal of Statistics*, 36(2), 270-296.
+    """
+    lim = n_sd * math.sqrt(variance * dt)
+    return min(max(r, -lim), lim) if lim > 0.0 else r
+
+
+class Baseline(Estimator):
+    """Long-memory variance rates per second: the instrument's normal volatility, jump-clipped.
+
+    Two exponentially weighted rates over ``memory`` seconds of trading time share one clock:
+
+    * the *level* ``sum(a**k y_k) / sum(a**k dt_k)`` of squared (deseasonalised) returns
+      ``y``, noise included and never negative; a ``y`` above ``clip`` times the current
+      level over its ``dt`` is clipped, so one jump does not inflate the baseline for days;
+    * the *long-run* rate of the lag-1 HAC contributions ``x`` (:class:`LagOneHAC`), scaled
+      down like ``y`` when ``y`` is clipped, and floored at 5% of the level: with heavy
+      bid-ask noise the HAC estimate can sink to zero.
+
+    Parameters
+    ----------
+    memory : float
+        Memory in seconds of trading time (``baseline_seconds``).
+    clip : float
+        Largest multiple of the level one bar may add, per second of the bar.
+
+    Examples
+    --------
+    >>> base = Baseline(memory=100_000.0, clip=25.0)
+    >>> for k in range(100):
+    ...     _ = base.update(2e-8, 1e-8, 1.0)
+    >>> round(base.get() / 1e-8, 6), round(base.long_run() / 1e-8, 6)
+    (2.0, 1.0)
+    >>> round(base.update(1.0, 1.0, 1.0).get() / 1e-8, 4), base.clipped     # a jump is clipped
+    (2.4755, 5e-07)
+
+    References
+    ----------
+    Andersen, T. G., Bollerslev, T., Diebold, F. X. and Labys, P. (2003). Modeling and forecasting
+    realized volatility. *Econometrica*, 71(2), 579-625.
+
+    Newey, W. K. and West, K. D. (1987). A simple, positive semi-definite, heteroskedasticity and
+    autocorrelation consistent covariance matrix. *Econometrica*, 55(3), 703-708.
+    """
+
+    _state = ("level_num", "hac_num", "seconds")
+
+    def __init__(self, memory: float, clip: float):
+        self.memory = memory
+        self.clip = clip
+        self.level_num = 0.0
+        self.hac_num = 0.0
+        self.seconds = 0.0
+        self.clipped = 0.0         # the last y after clipping (read by the seasonal profile)
+
+    def update(self, y: float, x: float, dt: float) -> "Baseline":
+        """``y`` squared return, ``x`` its HAC contribution, of a bar lasting ``dt`` seconds."""
+        a = math.exp(-dt / self.memory)
+        vb = self.level_num / self.seconds if self.seconds > 0.0 else 0.0
+        yb = y
+        if vb > 0.0 and yb > self.clip * vb * dt:
+            yb = self.clip * vb * dt
+        self.clipped = yb
+        self.level_num = a * self.level_num + yb
+        self.hac_num = a * self.hac_num + (x * (yb / y) if yb < y else x)   # a clipped jump in both
+        self.seconds = a * self.seconds + dt
+        return self
+
+    def get(self) -> float:
+        """The volatility level (variance per second, noise included)."""
+        return self.level_num / self.seconds if self.seconds > 0.0 else 0.0
+
+    def long_run(self) -> float:
+        """The long-run (HAC) variance per second, at least 5% of the level."""
+        return max(self.hac_num / self.seconds, 0.05 * self.get()) if self.seconds > 0.0 else 0.0
+
+
+class JumpTest(Estimator):
+    """Lee-Mykland jump test of each close-to-close return against the preceding bipower variation.
+
+    The local volatility is the bipower variation ``pi/2 |r_t| |r_{t-1}|`` (robust to jumps)
+    exponentially weighted over 900 s of trading time, per second; the statistic is
+    ``|r| / sqrt(bv * dt)``. Two critical values (:func:`signals.kernels.lee_mykland_threshold`
+    for two numbers of tests) are applied, never across a session break and only after
+    ``warmup_s`` seconds of trading: at ``burst_threshold`` the return is a jump that can start
+    a burst (its time and sign are kept); at ``threshold`` as well, it is also counted and
+    remembered as a significant jump.
+
+    Parameters
+    ----------
+    threshold : float
+        Critical value of a significant jump (family-wise over a session).
+    burst_threshold : float
+        Critical value of a jump that can start a burst.
+    warmup_s : float
+        No jump is declared before this much trading time.
+
+    Examples
+    --------
+    >>> jt = JumpTest(threshold=5.0, burst_threshold=4.0, warmup_s=0.0)
+    >>> for k in range(600):
+    ...     _ = jt.update(1e-4 * (-1) ** k, 1.0, False, 1e9, k)
+    >>> round(jt.update(0.0006, 1.0, False, 1e9, 600).get(), 2), jt.last_ts, jt.jumps, jt.last_big_ts
+    (4.79, 600, 0, -4611686018427387904)
+    >>> round(jt.update(0.003, 1.0, False, 1e9, 601).get(), 2), jt.last_ts, jt.jumps, jt.last_big_ts
+    (23.82, 601, 1, 601)
+
+    References
+    ----------
+    Barndorff-Nielsen, O. E. and Shephard, N. (2004). Power and bipower variation with stochastic
+    volatility and jumps. *Journal of Financial Econometrics*, 2(1), 1-37.
+
+    Lee, S. S. and Mykland, P. A. (2008). Jumps in financial markets: a new nonparametric test and
+    jump dynamics. *The Review of Financial Studies*, 21(6), 2535-2563.
+    """
+
+    _state = ("bipower", "seconds", "prev_abs", "value", "jumps", "last_ts", "last_sign", "last_big_ts")
+    HORIZON = 900.0
+
+    def __init__(self, threshold: float, burst_threshold: float, warmup_s: float):
+        self.threshold = threshold
+        self.burst_threshold = burst_threshold
+        self.warmup_s = warmup_s
+        self.bipower = 0.0
+        self.seconds = 0.0
+        self.prev_abs = 0.0
+        self.value = 0.0
+        self.jumps = 0
+        self.last_ts = NONE_TS
+        self.last_sign = 0
+        self.last_big_ts = NONE_TS
+
+    def update(self, rc: float, dt: float, brk: bool, warm: float, ts: int) -> "JumpTest":
+        """``rc``: deseasonalised close return; ``warm``: trading seconds seen; ``ts``: bar start."""
+        a = math.exp(-dt / self.HORIZON)
+        bvr = self.local_variance()
+        z = rc / math.sqrt(bvr * dt) if bvr * dt > 0.0 else 0.0
+        self.value = z
+        if (not brk) and abs(z) >= self.burst_threshold and warm >= self.warmup_s:
+            self.last_ts = ts
+            self.last_sign = 1 if z > 0 else -1
+            if abs(z) >= self.threshold:
+                self.jumps += 1
+                self.last_big_ts = ts
+        self.bipower = a * self.bipower + HALF_PI * abs(rc) * self.prev_abs
+        self.seconds = a * self.seconds + dt
+        self.prev_abs = abs(rc)
+        return self
+
+    def local_variance(self) -> float:
+        """The bipower variance per second before the next return (0 until there is one)."""
+        return self.bipower / self.seconds if self.seconds > 0.0 else 0.0
+
+    def get(self) -> float:
+        """The last return in local standard deviations (the Lee-Mykland statistic)."""
+        return self.value
+
+
+class JumpShare(Estimator):
+    """Share of the recent quadratic variation due to jumps: ``1 - BV / RV`` over ~1 h, in [0, 1].
+
+    Examples
+    --------
+    >>> js = JumpShare()
+    >>> for k in range(600):
+    ...     _ = js.update(1e-4 * (-1) ** k, 1.0)
+    >>> round(js.get(), 3), round(js.update(0.003, 1.0).get(), 3)    # no jump; then one of 30 sd
+    (0.0, 0.371)
+
+    References
+    ----------
+    Barndorff-Nielsen, O. E. and Shephard, N. (2004). Power and bipower variation with stochastic
+    volatility and jumps. *Journal of Financial Econometrics*, 2(1), 1-37.
+
+    Huang, X. and Tauchen, G. (2005). The relative contribution of jumps to total price variance.
+    *Journal of Financial Econometrics*, 3(4), 456-499.
+    """
+
+    _state = ("rv", "bv", "prev_abs", "value")
+    HORIZON = 3600.0
+
+    def __init__(self):
+        self.rv = 0.0
+        self.bv = 0.0
+        self.prev_abs = 0.0
+        self.value = 0.0
+
+    def update(self, rc: float, dt: float) -> "JumpShare":
+        a = math.exp(-dt / self.HORIZON)
+        self.rv = a * self.rv + rc * rc
+        self.bv = a * self.bv + HALF_PI * abs(rc) * self.prev_abs
+        self.prev_abs = abs(rc)
+        self.value = min(max(1.0 - self.bv / self.rv, 0.0), 1.0) if self.rv > 0.0 else 0.0
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+class DriftTStat(Estimator):
+    """Exponentially weighted drift t-statistic in the drift-burst form, at one horizon.
+
+    ``t = sum(a**k r_k) / sqrt(v * sum(a**(2k) dt_k))``: the weighted sum of (deseasonalised)
+    returns over its exact standard deviation when returns have variance ``v`` per second; the
+    weights' squares are summed exactly, so irregular bars are handled. ``v`` is the local
+    lag-1 HAC variance rate ``sum(a**k x_k) / sum(a**k dt_k)`` (:class:`LagOneHAC`), floored
+    at ``floor`` times the long-run rate (:meth:`Baseline.long_run`), so a calm spell cannot
+    produce huge t-statistics. Under no drift ``t`` is about standard normal.
+
+    Parameters
+    ----------
+    horizon : float
+        Time scale of the weights, seconds.
+    floor : float
+        The local variance rate is not believed below this multiple of the long-run rate.
+
+    Examples
+    --------
+    >>> dr = DriftTStat(horizon=3600.0, floor=0.25)
+    >>> for k in range(3600):
+    ...     _ = dr.update(1e-4 * (-1) ** k + 1e-5, 1e-8, 1.0, 1e-8)
+    >>> round(dr.get(), 2)                     # 1e-5/s drift, 1e-4/sqrt(s) volatility, 1 h
+    5.76
+
+    References
+    ----------
+    Christensen, K., Oomen, R. C. A. and Renò, R. (2022). The drift burst hypothesis.
+    *Journal of Econometrics*, 227(2), 461-497.
+
+    Newey, W. K. and West, K. D. (1987). A simple, positive semi-definite, heteroskedasticity and
+    autocorrelation consistent covariance matrix. *Econometrica*, 55(3), 703-708.
+    """
+
+    _state = ("sum_r", "sum_w2", "var_num", "var_seconds", "value")
+
+    def __init__(self, horizon: float, floor: float):
+        self.horizon = horizon
+        self.floor = floor
+        self.sum_r = 0.0
+        self.sum_w2 = 0.0
+        self.var_num = 0.0
+        self.var_seconds = 0.0
+        self.value = 0.0
+
+    def update(self, r: float, x: float, dt: float, long_run: float) -> "DriftTStat":
+        """``r`` return, ``x`` its HAC variance contribution, ``long_run`` the baseline HAC rate."""
+        a = math.exp(-dt / self.horizon)
+        self.sum_r = a * self.sum_r + r
+        self.sum_w2 = a * a * self.sum_w2 + dt
+        self.var_num = a * self.var_num + x
+        self.var_seconds = a * self.var_seconds + dt
+        den = max(self.var_num / self.var_seconds, self.floor * long_run) * self.sum_w2
+        self.value = self.sum_r / math.sqrt(den) if den > 0.0 else 0.0
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+class VolatilityRatio(Estimator):
+    """Local volatility over the baseline volatility: ``sqrt(EW mean of y per second / baseline)``.
+
+    ``y`` are squared deseasonalised returns (noise included); the baseline is
+    :meth:`Baseline.get`. Without a baseline the ratio is 1.
+
+    Parameters
+    ----------
+    horizon : float
+        Time scale of the local volatility, seconds.
+
+    Examples
+    --------
+    >>> vr = VolatilityRatio(horizon=60.0)
+    >>> for _ in range(600):
+    ...     _ = vr.update(9e-8, 1.0, 1e-8)                 # variance 9x the usual
+    >>> round(vr.get(), 6)
+    3.0
+
+    References
+    ----------
+    Andersen, T. G., Bollerslev, T., Diebold, F. X. and Labys, P. (2003). Modeling and forecasting
+    realized volatility. *Econometrica*, 71(2), 579-625.
+    """
+
+    _state = ("level", "seconds", "value")
+
+    def __init__(self, horizon: float):
+        self.horizon = horizon
+        self.level = 0.0
+        self.seconds = 0.0
+        self.value = 0.0
+
+    def update(self, y: float, dt: float, baseline: float) -> "VolatilityRatio":
+        a = math.exp(-dt / self.horizon)
+        self.level = a * self.level + y
+        self.seconds = a * self.seconds + dt
+        self.value = math.sqrt(self.level / self.seconds / baseline) if baseline > 0.0 else 1.0
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+def _ratio_z(x: float, m: float) -> float:
+    return x / math.sqrt(m) if m > 1e-12 else 0.0
+
+
+class FlowImbalance(Estimator):
+    """Signed order-flow imbalance at one horizon, in units of its own long-run dispersion.
+
+    ``imb = sum(a**k q_k) / sum(a**k v_k)`` is the net signed volume (:class:`TickRule`) over
+    the volume in the horizon, in [-1, 1]. Order signs have long memory (split parent orders),
+    so the imbalance's typical size differs by instrument and horizon: it is divided by the
+    root mean square of its own past values, weighted over ``memory`` seconds of trading time.
+
+    Parameters
+    ----------
+    horizon : float
+        Time scale of the imbalance, seconds.
+    memory : float
+        Time scale of its normal dispersion, seconds (``baseline_seconds``).
+
+    Examples
+    --------
+    >>> fl = FlowImbalance(horizon=900.0, memory=100_000.0)
+    >>> for k in range(20000):
+    ...     _ = fl.update(1.0 if k % 2 else -1.0, 1.0, 1.0)
+    >>> for k in range(1800):
+    ...     _ = fl.update(1.0 if k % 3 else -1.0, 1.0, 1.0)
+    >>> round(fl.get(), 1)                                     # 2/3 of trades are buys
+    4.6
+
+    References
+    ----------
+    Lillo, F. and Farmer, J. D. (2004). The long memory of the efficient market. *Studies in
+    Nonlinear Dynamics & Econometrics*, 8(3).
+
+    Bouchaud, J.-P., Gefen, Y., Potters, M. and Wyart, M. (2004). Fluctuations and response in
+    financial markets: the subtle nature of 'random' price changes. *Quantitative Finance*,
+    4(2), 176-190.
+    """
+
+    _state = ("signed", "volume", "mean_sq", "seconds", "value")
+
+    def __init__(self, horizon: float, memory: float):
+        self.horizon = horizon
+        self.memory = memory
+        self.signed = 0.0
+        self.volume = 0.0
+        self.mean_sq = 0.0
+        self.seconds = 0.0
+        self.value = 0.0
+
+    def update(self, q: float, v: float, dt: float) -> "FlowImbalance":
+        """``q`` signed volume and ``v`` volume of a bar lasting ``dt`` seconds."""
+        a = math.exp(-dt / self.horizon)
+        am = math.exp(-dt / self.memory)
+        self.signed = a * self.signed + q
+        self.volume = a * self.volume + v
+        imb = self.signed / self.volume if self.volume > 0.0 else 0.0
+        self.mean_sq = am * self.mean_sq + imb * imb * dt
+        self.seconds = am * self.seconds + dt
+        self.value = _ratio_z(imb, self.mean_sq / self.seconds)
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+class VolumeClockImbalance(Estimator):
+    """Order-flow imbalance on a volume clock, in units of its own long-run dispersion.
+
+    The decay is by traded volume instead of time: each bar decays the sums by
+    ``exp(-v / V)``, where ``V`` is the volume normally traded in ``clock_s`` seconds (the
+    long-run volume rate over ``memory`` seconds of trading, times ``clock_s``). Busy periods
+    are thus seen at a finer grain, as in VPIN.
+
+    Parameters
+    ----------
+    clock_s : float
+        One unit of the volume clock is the volume normally traded in this many seconds.
+    memory : float
+        Time scale of the normal volume rate and of the dispersion, seconds.
+
+    Examples
+    --------
+    >>> vc = VolumeClockImbalance(clock_s=900.0, memory=100_000.0)
+    >>> for k in range(20000):
+    ...     _ = vc.update(1.0 if k % 2 else -1.0, 1.0, 1.0)
+    >>> for k in range(600):
+    ...     _ = vc.update(5.0, 5.0, 1.0)                       # five times the volume, all buys
+    >>> round(vc.get(), 1)
+    7.1
+
+    References
+    ----------
+    Easley, D., López de Prado, M. M. and O'Hara, M. (2012). Flow toxicity and liquidity in a
+    high-frequency world. *The Review of Financial Studies*, 25(5), 1457-1493.
+    """
+
+    _state = ("signed", "volume", "mean_sq", "volume_rate", "seconds", "value")
+
+    def __init__(self, clock_s: float, memory: float):
+        self.clock_s = clock_s
+        self.memory = memory
+        self.signed = 0.0
+        self.volume = 0.0
+        self.mean_sq = 0.0
+        self.volume_rate = 0.0     # EW volume (numerator of the volume rate)
+        self.seconds = 0.0         # EW trading seconds (its denominator)
+        self.value = 0.0
+
+    def update(self, q: float, v: float, dt: float, seasonal: float = 1.0) -> "VolumeClockImbalance":
+        """``seasonal``: this time of day's volume rate over the all-day rate."""
+        am = math.exp(-dt / self.memory)
+        self.volume_rate = am * self.volume_rate + v
+        self.seconds = am * self.seconds + dt
+        scale = self.volume_rate / self.seconds * self.clock_s * seasonal
+        av = math.exp(-v / scale) if scale > 0.0 else 0.0
+        self.signed = av * self.signed + q
+        self.volume = av * self.volume + v
+        imb = self.signed / self.volume if self.volume > 0.0 else 0.0
+        self.mean_sq = am * self.mean_sq + imb * imb * dt
+        self.value = _ratio_z(imb, self.mean_sq / self.seconds)
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+class ActivityRatio(Estimator):
+    """Tick rate over about ten seconds divided by the usual rate at this time of day.
+
+    Examples
+    --------
+    >>> act = ActivityRatio()
+    >>> for _ in range(100):
+    ...     _ = act.update(5.0, 1.0, 1.0)                      # 5 ticks/s where 1 is usual
+    >>> round(act.get(), 3)
+    5.0
+
+    References
+    ----------
+    Andersen, T. G. and Bollerslev, T. (1997). Intraday periodicity and volatility persistence
+    in financial markets. *Journal of Empirical Finance*, 4(2-3), 115-158.
+    """
+
+    _state = ("ticks", "seconds", "value")
+    HORIZON = 10.0
+
+    def __init__(self):
+        self.ticks = 0.0
+        self.seconds = 0.0
+        self.value = 0.0
+
+    def update(self, ticks: float, dt: float, usual_rate: float) -> "ActivityRatio":
+        """``usual_rate``: seasonal ticks per second for this bucket (0 = unknown, ratio 1)."""
+        a = math.exp(-dt / self.HORIZON)
+        self.ticks = a * self.ticks + ticks
+        self.seconds = a * self.seconds + dt
+        rate = self.ticks / self.seconds
+        self.value = rate / usual_rate if usual_rate > 0.0 else 1.0
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+class SameHoursFingerprint(Estimator):
+    """Drift at the same hours of past days: a t-statistic per time-of-day bucket.
+
+    A TWAP-like parent order trades in the same hours every day. Per bucket this sums the
+    standardised returns ``u = r / sqrt(long-run variance rate)`` over the days, decayed by
+    ``day_decay`` per day, and divides by the square root of the (equally decayed) seconds.
+
+    Parameters
+    ----------
+    day_decay : float
+        Weight of yesterday relative to today.
+
+    Examples
+    --------
+    >>> fp = SameHoursFingerprint(day_decay=0.8)
+    >>> for day in range(3):
+    ...     _ = fp.new_day()
+    ...     for k in range(3600):
+    ...         _ = fp.update(14, 0.05 + (-1) ** k, 1.0)        # a small drift at 14:00 every day
+    >>> round(fp.get(14), 2), fp.get(15)
+    (4.69, 0.0)
+
+    References
+    ----------
+    Andersen, T. G. and Bollerslev, T. (1997). Intraday periodicity and volatility persistence
+    in financial markets. *Journal of Empirical Finance*, 4(2-3), 115-158.
+    """
+
+    _state = ("total", "seconds")
+
+    def __init__(self, day_decay: float):
+        self.day_decay = day_decay
+        self.total = [0.0] * N_BUCKETS
+        self.seconds = [0.0] * N_BUCKETS
+
+    def new_day(self) -> "SameHoursFingerprint":
+        for k in range(N_BUCKETS):
+            self.total[k] *= self.day_decay
+            self.seconds[k] *= self.day_decay
+        return self
+
+    def update(self, bucket: int, u: float, dt: float) -> "SameHoursFingerprint":
+        self.total[bucket] += u
+        self.seconds[bucket] += dt
+        return self
+
+    def get(self, bucket: int) -> float:
+        s = self.seconds[bucket]
+        return self.total[bucket] / math.sqrt(s) if s > 0.0 else 0.0
+
+
+class Cusum(Estimator):
+    """One-sided CUSUM of standardised returns, with the start of the current excursion.
+
+    ``S = max(0, S + sign * u - drift * dt)``: it grows while the returns drift in ``sign``'s
+    direction faster than ``drift`` standard deviations per second and returns to 0 otherwise.
+    The time it last left 0 (``tau``) estimates when the drift began.
+
+    Parameters
+    ----------
+    drift : float
+        Reference drift in standard deviations per second; smaller drifts do not accumulate.
+    sign : float
+        +1.0 watches upward drifts, -1.0 downward ones.
+
+    Examples
+    --------
+    >>> up = Cusum(drift=0.01, sign=1.0)
+    >>> for k in range(100):
+    ...     _ = up.update(-0.5 if k < 50 else 0.5, 1.0, k)
+    >>> round(up.get(), 2), up.tau
+    (24.5, 50)
+
+    References
+    ----------
+    Page, E. S. (1954). Continuous inspection schemes. *Biometrika*, 41(1/2), 100-115.
+    """
+
+    _state = ("value", "tau")
+
+    def __init__(self, drift: float, sign: float):
+        self.drift = drift
+        self.sign = sign
+        self.value = 0.0
+        self.tau = 0
+
+    def update(self, u: float, dt: float, ts: int) -> "Cusum":
+        was = self.value
+        now = max(0.0, was + self.sign * u - self.drift * dt)
+        if was == 0.0 and now > 0.0:
+            self.tau = ts
+        self.value = now
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
+def absorption_z(drift_t: float, flow_z: float) -> float:
+    """Price moving against the aggressive flow (passive absorption): ``sign(t) * min(|t|, |z|)``.
+
+    0 when the drift and the flow agree in sign.
+
+    >>> absorption_z(4.0, -2.5), absorption_z(-1.0, 3.0), absorption_z(4.0, 2.5)
+    (2.5, -1.0, 0.0)
+    """
+    if drift_t * flow_z < 0.0:
+        return (1.0 if drift_t > 0 else -1.0) * min(abs(drift_t), abs(flow_z))
+    return 0.0
+
+
+class Context(NamedTuple):
+    """What the regime rules read besides the statistics."""
+
+    start: int                          # bar start, ns
+    warm: float                         # trading seconds seen
+    cusum: tuple[float, float, float, float]   # slow up, slow down, fast up, fast down
+    tau: tuple[int, int, int, int]      # their excursion starts
+    last_jump_ts: int                   # last jump at the burst level
+    last_jump_sign: int
+    last_big_jump_ts: int               # last jump at the family-wise level
+    flow_z_10s: float                   # 10-s flow imbalance z (burst cascades)
+
+
+class Event(NamedTuple):
+    event: str            # enter, exit, resume
+    kind: str
+    direction: int        # price direction: +1 up, -1 down
+    ts: int               # the triggering tick
+    onset_ts: int
+    alert_ts: int         # time of the alert this episode belongs to
+    score: float
+
+
+def _sgn(x: float) -> int:
+    return 1 if x > 0.0 else (-1 if x < 0.0 else 0)
+
+
+class RegimeMachine(Estimator):
+    """Regime state machine: entry rules, minimum durations, hysteresis, cooldown.
+
+    Rules per kind, on a direction ``d`` (+1 price up, -1 down), with every threshold multiplied
+    by ``f`` (1 at entry, ``exit_fraction`` to stay; a maximum is divided by ``f``):
+
+    * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
+      >= delev_vol_ratio or activity ratio >= delev_activity_ratio, and 15-min flow z >=
+      delev_flow_z, all on side ``d``.
+    * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
+      >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, 10-s flow z >= burst_flow_z on side ``d``,
+      and a jump on side ``d`` within burst_jump_window_seconds with the 1-min drift t at least
+      burst_drift_tstat on side ``d``.
+    * ``steady_flow``: after the steady warm-up, 1-h volatility ratio <= steady_vol_ratio_max,
+      no significant jump and no burst or deleveraging exit within steady_jump_quiet_seconds,
+      and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with
+      1-h t >= steady_tstat_flow and 4-h t >= steady_tstat_slow scaled alike, or a drift (1-h t
+      >= steady_tstat and 4-h t >= steady_tstat_slow) with corroboration (|1-h flow z| >=
+      steady_flow_z or the same-hours fingerprint >= steady_fingerprint_tstat).
+
+    A kind becomes a candidate when its rule holds at entry level on its primary side and
+    stays one while the looser rule holds; it is entered when it has been a candidate for its
+    entry duration and holds at entry level now (priority deleveraging > burst > steady_flow;
+    a higher-priority kind pre-empts the current one, and a burst or deleveraging on the other
+    side reverses it). A regime is left when its looser rule
+    has failed for its exit duration. Re-entering the same kind on the same side within the
+    cooldown after an exit *resumes* the old episode (same alert, same onset).
+
+    Parameters
+    ----------
+    thresholds : Thresholds
+        The ``[thresholds]`` of the engine config.
+
+    Examples
+    --------
+    >>> rm = RegimeMachine(Thresholds(delev_enter_seconds=0.0))
+    >>> stats = dict.fromkeys(["drift_tstat_60s", "drift_tstat_3600s", "drift_tstat_14400s",
+    ...                        "flow_z_60s", "flow_z_3600s", "vol_ratio_60s", "vol_ratio_3600s",
+    ...                        "activity_ratio", "jump_z", "fingerprint_tstat"], 0.0)
+    >>> stats.update(drift_tstat_900s=-6.0, vol_ratio_900s=3.0, flow_z_900s=-2.0)
+    >>> ctx = Context(10**12, 7200.0, (0.0, 0.0, 0.0, 5.0), (0, 0, 0, 4 * 10**11), NONE_TS, 0, NONE_TS, 0.0)
+    >>> rm.update(10**12, stats, ctx).get()
+    [Event(event='enter', kind='deleveraging', direction=-1, ts=1000000000000, onset_ts=400000000000, alert_ts=1000000000000, score=6.0)]
+
+    References
+    ----------
+    Page, E. S. (1954). Continuous inspection schemes. *Biometrika*, 41(1/2), 100-115.
+    """
+
+    KINDS = ("steady_flow", "burst", "deleveraging")
+    PRIORITY = {"quiet": 0, "steady_flow": 1, "burst": 2, "deleveraging": 3}
+    _state = ("regime", "direction", "onset_ts", "alert_ts", "enter_ts", "exit_since", "score",
+              "cand_since", "cand_side", "last_exit", "alerts", "last_alert_ts")
+
+    def __init__(self, thresholds: Thresholds):
+        th = self.th = thresholds
+        self.enter_ns = {"steady_flow": int(th.steady_enter_seconds * 1e9),
+                         "burst": int(th.burst_enter_seconds * 1e9),
+                         "deleveraging": int(th.delev_enter_seconds * 1e9)}
+        self.exit_ns = {"steady_flow": int(th.steady_exit_seconds * 1e9),
+                        "burst": int(th.burst_exit_seconds * 1e9),
+                        "deleveraging": int(th.delev_exit_seconds * 1e9)}
+        self.cooldown_ns = {"steady_flow": int(th.steady_cooldown_seconds * 1e9),
+                            "burst": int(th.burst_cooldown_seconds * 1e9),
+                            "deleveraging": int(th.delev_cooldown_seconds * 1e9)}
+        self.regime = "quiet"
+        self.direction = 0
+        self.onset_ts = NONE_TS
+        self.alert_ts = 0
+        self.enter_ts = 0
+        self.exit_since = NONE_TS
+        self.score = 0.0
+        self.cand_since = dict.fromkeys(self.KINDS, NONE_TS)
+        self.cand_side = dict.fromkeys(self.KINDS, 0)
+        # per kind: (ts, direction, alert_ts, onset_ts) of the last exit
+        self.last_exit = {k: [NONE_TS, 0, 0, 0] for k in self.KINDS}
+        self.alerts = {f"{k}:{d}": 0 for k in self.KINDS for d in (-1, 1)}
+        self.last_alert_ts = NONE_TS
+        self.events: list[Event] = []
+
+    # ---- rules -----------------------------------------------------------------------
+    def _jump_within(self, ctx: Context, seconds: float) -> bool:
+        return ctx.last_jump_ts != NONE_TS and ctx.start - ctx.last_jump_ts <= seconds * 1e9
+
+    def holds(self, kind: str, d: int, f: float, s: dict, ctx: Context) -> bool:
+        """Does ``kind`` hold on direction ``d`` with thresholds loosened by ``f``?"""
+        th = self.th
+        if d == 0:
+            return False
+        if kind == "deleveraging":
+            return (ctx.warm >= th.warmup_seconds and s["drift_tstat_900s"] * d >= th.delev_tstat * f
+                    and (s["vol_ratio_900s"] >= th.delev_vol_ratio * f or s["activity_ratio"] >= th.delev_activity_ratio * f)
+                    and s["flow_z_900s"] * d >= th.delev_flow_z * f)
+        if kind == "burst":
+            if ctx.warm < th.warmup_seconds:
+                return False
+            if s["activity_ratio"] < th.burst_activity_ratio * f and s["vol_ratio_60s"] < th.burst_vol_ratio:
+                return False
+            if f == 1.0:
+                if (s["activity_ratio"] < th.burst_activity_ratio or s["vol_ratio_60s"] < th.burst_vol_ratio
+                        or ctx.flow_z_10s * d < th.burst_flow_z):
+                    return False
+                jump = self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d
+                return jump and s["drift_tstat_60s"] * d >= th.burst_drift_tstat
+            return True
+        if ctx.warm < th.steady_warmup_seconds or s["vol_ratio_3600s"] > th.steady_vol_ratio_max / f:
+            return False
+        quiet_ns = th.steady_jump_quiet_seconds * 1e9
+        for last in (ctx.last_big_jump_ts, self.last_exit["burst"][0], self.last_exit["deleveraging"][0]):
+            if last != NONE_TS and ctx.start - last <= quiet_ns:
+                return False
+        t1, t4, z1 = s["drift_tstat_3600s"] * d, s["drift_tstat_14400s"] * d, abs(s["flow_z_3600s"])
+        # strong flow, aggressive or absorbed, lowers the price evidence needed
+        if (z1 >= th.steady_flow_z_strong * f and t1 >= th.steady_tstat_flow * f
+                and t4 >= th.steady_tstat_slow * f * th.steady_tstat_flow / th.steady_tstat):
+            return True
+        if t1 < th.steady_tstat * f or t4 < th.steady_tstat_slow * f:
+            return False
+        return z1 >= th.steady_flow_z * f or s["fingerprint_tstat"] * d >= th.steady_fingerprint_tstat * f
+
+    def primary_side(self, kind: str, s: dict, ctx: Context) -> int:
+        """The direction ``kind`` would be entered on now."""
+        th = self.th
+        if kind == "deleveraging":
+            return _sgn(s["drift_tstat_900s"])
+        if kind == "steady_flow":
+            return _sgn(s["drift_tstat_3600s"])
+        if self._jump_within(ctx, th.burst_jump_window_seconds):
+            return ctx.last_jump_sign
+        return _sgn(s["drift_tstat_60s"])
+
+    # ---- state machine ---------------------------------------------------------------
+    def update(self, ts: int, stats: dict, ctx: Context) -> "RegimeMachine":
+        """Run at a bar close triggered by the tick at ``ts``; :meth:`get` returns the events."""
+        self.events = []
+        f_exit = self.th.exit_fraction
+        desired, dside = "quiet", 0
+        for kind in ("deleveraging", "burst", "steady_flow"):
+            cs = self.cand_side[kind]
+            if not (cs != 0 and self.holds(kind, cs, f_exit, stats, ctx)):
+                sd = self.primary_side(kind, stats, ctx)
+                if self.holds(kind, sd, 1.0, stats, ctx):
+                    self.cand_since[kind], self.cand_side[kind] = ts, sd
+                else:
+                    self.cand_since[kind], self.cand_side[kind] = NONE_TS, 0
+            cs = self.cand_side[kind]
+            if (desired == "quiet" and cs != 0 and ts - self.cand_since[kind] >= self.enter_ns[kind]
+                    and self.holds(kind, cs, 1.0, stats, ctx)):
+                desired, dside = kind, cs
+        cur = self.regime
+        if cur != "quiet":
+            # a stronger regime replaces the current one; a fast one on the other side reverses it
+            if self.PRIORITY[desired] > self.PRIORITY[cur] or (
+                    self.PRIORITY[desired] >= self.PRIORITY["burst"] and dside != self.direction):
+                self._exit(ts)
+            elif self.holds(cur, self.direction, f_exit, stats, ctx):
+                self.exit_since = NONE_TS
+                return self
+            else:
+                if self.exit_since == NONE_TS:
+                    self.exit_since = ts
+                if ts - self.exit_since < self.exit_ns[cur]:
+                    return self
+                self._exit(ts)
+        if desired != "quiet":
+            self._enter(ts, desired, dside, stats, ctx)
+        return self
+
+    def _onset(self, kind: str, d: int, s: dict, ctx: Context) -> tuple[int, float]:
+        if kind == "steady_flow":
+            c = 0 if d > 0 else 1
+            return (ctx.tau[c] if ctx.cusum[c] > 0.0 else ctx.start - 3600 * 10 ** 9), abs(s["drift_tstat_3600s"])
+        c = 2 if d > 0 else 3
+        if kind == "deleveraging":
+            return (ctx.tau[c] if ctx.cusum[c] > 0.0 else ctx.start - 900 * 10 ** 9), abs(s["drift_tstat_900s"])
+        score = max(abs(s["drift_tstat_60s"]), abs(s["jump_z"]))
+        if self._jump_within(ctx, self.th.burst_jump_window_seconds) and ctx.last_jump_sign == d:
+            return ctx.last_jump_ts, score
+        return max(ctx.tau[c], ctx.start - int(self.th.burst_jump_window_seconds * 1e9)), score
+
+    def _enter(self, ts: int, kind: str, d: int, stats: dict, ctx: Context) -> None:
+        onset, score = self._onset(kind, d, stats, ctx)
+        onset = min(onset, ts)
+        lx_ts, lx_side, lx_alert, lx_onset = self.last_exit[kind]
+        if lx_ts != NONE_TS and lx_side == d and ts - lx_ts <= self.cooldown_ns[kind]:
+            event = "resume"          # the same regime came back soon after it ended: one episode
+            self.alert_ts, self.onset_ts = lx_alert, lx_onset
+        else:
+            event = "enter"
+            self.alert_ts, self.onset_ts = ts, onset
+            self.alerts[f"{kind}:{d}"] += 1
+            self.last_alert_ts = ts
+        self.regime, self.direction, self.enter_ts, self.exit_since, self.score = kind, d, ts, NONE_TS, score
+        self.events.append(Event(event, kind, d, ts, self.onset_ts, self.alert_ts, score))
+
+    def _exit(self, ts: int) -> None:
+        kind = self.regime
+        self.last_exit[kind] = [ts, self.direction, self.alert_ts, self.onset_ts]
+        self.events.append(Event("exit", kind, self.direction, ts, self.onset_ts, self.alert_ts, 0.0))
+        self.regime, self.direction, self.exit_since = "quiet", 0, NONE_TS
+
+    def get(self) -> list[Event]:
+        """The transitions of the last update (an exit may be followed by an entry)."""
+        return self.events
