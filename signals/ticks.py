@@ -182,7 +182,7 @@ def parse_ts(values: Iterable) -> tuple[np.ndarray, np.ndarray]:
     body = np.char.lstrip(s, "-")
     blen = np.char.str_len(body)
     # at most one minus sign and no int64 overflow (19-digit strings compare as numbers)
-    digits = (np.char.isdigit(body) & (np.char.str_len(s) - blen <= 1)
+    digits = (_ascii_digits(body, blen) & (np.char.str_len(s) - blen <= 1)
               & ((blen < 19) | ((blen == 19) & (body <= "9223372036854775807"))))
     if digits.any():
         ts[digits] = s[digits].astype(np.int64)
@@ -202,6 +202,15 @@ def parse_ts(values: Iterable) -> tuple[np.ndarray, np.ndarray]:
         ts[rest[good]] = np.array([v for v in vals[good]], dtype=np.int64) if good.any() else 0
         ok[rest[good]] = True
     return ts, ok
+
+
+def _ascii_digits(body: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """True where a string is non-empty and only ASCII 0-9 (``str.isdigit`` also takes '²' and '１')."""
+    if not len(body):
+        return np.zeros(0, bool)
+    width = max(body.dtype.itemsize // 4, 1)
+    code = np.ascontiguousarray(body, dtype=f"U{width}").view(np.uint32).reshape(len(body), width)
+    return ((code == 0) | ((code >= 48) & (code <= 57))).all(axis=1) & (length > 0)
 
 
 def _iso_to_ns(text: str):

@@ -161,3 +161,10 @@ def test_concat_merges_categories_and_select_keeps_them():
     s = c.select(c.ts > 2)
     assert s.instruments == c.instruments and s.instrument_names().tolist() == ["Z", "X"]
     assert len(TickBatch.concat([])) == 0
+
+
+@pytest.mark.parametrize("text", ["9" * 20, "²", "--5", "１２３", "1e5", "3000-01-01T00:00:00Z", "1600-01-01T00:00:00Z"])
+def test_parse_ts_rejects_what_int64_ns_cannot_hold(text):
+    """Unicode digits, overflowing integers and dates outside 1677-2262 are bad_ts, never an exception."""
+    ts, ok = parse_ts([text, "17"])
+    assert ok.tolist() == [False, True] and ts[1] == 17
