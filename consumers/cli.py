@@ -12,12 +12,14 @@ import sys
 
 from signals.errors import TapewatchError
 
+from .options import add_option
+
 #: Modules that provide subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "consumers.replay",    # replay, demo
     "consumers.publish",   # publish
     "consumers.service",   # run
-    "consumers.inspect",   # status
+    "consumers.status",    # status
 )
 
 
@@ -26,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tapewatch",
         description="Streaming regime monitor for market data: steady one-sided flow, momentum bursts, deleveraging.",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log verbosity (default: INFO)")
+    add_option(parser, "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+               help="log verbosity")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -43,6 +43,11 @@ _SNAP_MAGIC = b"TWS"
 _SNAP_HEAD = struct.Struct("<3sBHHI")
 
 
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine) the kernel, so no real batch pays for it."""
+    Engine().process(TickBatch.from_columns(["warm-up"], [0], [1.0], [0.0]))
+
+
 def iso(ts_ns: int) -> str:
     """ISO-8601 UTC with millisecond precision."""
     dt = datetime.fromtimestamp(ts_ns // _NS, tz=timezone.utc)
