@@ -63,19 +63,24 @@ def kafka_broker(tmp_path_factory):
     _kill(server)
 
 
-@pytest.fixture
-def redis_factory(tmp_path):
-    """``redis_factory()`` starts a private ``redis-server`` this test may ``stop()`` and ``start()``."""
-    mine: list[RedisServer] = []
+def _private_servers(start, tmp_path):
+    """Yield ``make()``, which starts a server this test owns; kill them all afterwards."""
+    mine = []
 
-    def make() -> RedisServer:
-        server = _started(start_redis(tmp_path))
+    def make():
+        server = _started(start(tmp_path))
         mine.append(server)
         return server
 
     yield make
     for server in mine:
         _kill(server)
+
+
+@pytest.fixture
+def redis_factory(tmp_path):
+    """``redis_factory()`` starts a private ``redis-server`` this test may ``stop()`` and ``start()``."""
+    yield from _private_servers(start_redis, tmp_path)
 
 
 @pytest.fixture
@@ -84,16 +89,7 @@ def broker_factory(tmp_path):
 
     Storage is in memory: after ``start()`` again the broker is empty.
     """
-    mine: list[Broker] = []
-
-    def make() -> Broker:
-        server = _started(start_broker(tmp_path))
-        mine.append(server)
-        return server
-
-    yield make
-    for server in mine:
-        _kill(server)
+    yield from _private_servers(start_broker, tmp_path)
 
 
 @pytest.fixture

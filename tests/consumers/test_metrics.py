@@ -19,7 +19,7 @@ from signals.config import EngineConfig, InstrumentConfig
 from signals.engine import KINDS, REGIMES, STAT_NAMES, Engine, EngineView
 from signals.ticks import REASONS
 from tests.prom import start_prometheus, stop
-from tests.test_e2e import TAPE_CONFIG, make_tape
+from tests.stack import TAPE_CONFIG, make_tape
 
 HORIZONS4 = {"60s", "900s", "3600s", "14400s"}
 #: family name -> (type, label names) of every per-instrument family; the contract in docs/metrics.md.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.prom import dashboard_queries
-from tests.test_e2e import running_stack
+from tests.stack import running_stack
 
 
 @pytest.mark.integration

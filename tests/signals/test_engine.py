@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import doctest
 import struct
-from typing import NamedTuple
-
 import numpy as np
 import pytest
 
@@ -20,76 +18,7 @@ from signals.engine import Engine
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-T0 = 1_750_000_000 * 10**9      # 2025-06-15 15:06:40 UTC
-S = 10**9
-WARM_S = 6 * 3600               # quiet warm-up before a planted regime
-
-
-class Seg(NamedTuple):
-    """A stretch of tape: ``seconds`` long, ``rate`` ticks/s, ``vol`` per sqrt(s), ``drift`` per s."""
-
-    seconds: float
-    rate: float = 0.5
-    vol: float = 1e-4
-    drift: float = 0.0
-    buy: float = 0.5          # probability that a trade's aggressor is a buyer
-    jump: float = 0.0         # log jump at the segment's first tick
-
-
-def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.0, sides: bool = True,
-         one_per: int = 0) -> TickBatch:
-    """A one-instrument tape from segments; ``one_per`` (ns) keeps at most one tick per bar that wide."""
-    rng = np.random.default_rng(seed)
-    ts, rets, sds = [], [], []
-    t = 0.0
-    for g in segments:
-        n = rng.poisson(g.seconds * g.rate)
-        tt = t + np.sort(rng.uniform(0, g.seconds, n))
-        dt = np.diff(tt, prepend=t)
-        r = g.drift * dt + g.vol * np.sqrt(dt) * rng.standard_normal(n)
-        if n:
-            r[0] += g.jump
-        ts.append(tt)
-        rets.append(r)
-        sds.append(np.where(rng.random(n) < g.buy, 1, -1))
-        t += g.seconds
-    stamp = t0 + (np.concatenate(ts) * S).astype(np.int64)
-    price = p0 * np.exp(np.cumsum(np.concatenate(rets)))
-    side = np.concatenate(sds).astype(np.int8)
-    size = rng.exponential(5.0, len(stamp)).round(2)
-    if one_per:
-        keep = np.diff(stamp // one_per, prepend=-1) != 0
-        stamp, price, side, size = stamp[keep], price[keep], side[keep], size[keep]
-    return TickBatch.from_columns([name] * len(stamp), stamp, price, size, side if sides else None)
-
-
-def steady_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
-    """6 h quiet, then 6 h of a steady drift (t about 5 at 1 h) with 65% aggressors on its side, then 4 h quiet."""
-    return tape(seed, [Seg(WARM_S), Seg(6 * 3600, drift=direction * 6e-6, buy=0.5 + 0.15 * direction),
-                       Seg(4 * 3600)], **kw)
-
-
-def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
-    """3 h quiet, then a 0.4% jump and 4 min of 10x activity, 3x volatility, momentum and 80% same-side flow."""
-    return tape(seed, [Seg(3 * 3600), Seg(240, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,
-                                          jump=direction * 0.004), Seg(3600)], **kw)
-
-
-def delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
-    """6 h quiet, then 1 h at 4x volatility, 5x activity, 80% sellers and a 30% slide, then 30 min quiet."""
-    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 + 0.3 * direction),
-                       Seg(1800)], **kw)
-
-
-def interleave(*batches: TickBatch) -> TickBatch:
-    """Merge tapes of different instruments in time order (stable: equal times keep tape order)."""
-    b = TickBatch.concat(list(batches))
-    return b.select(np.argsort(b.ts, kind="stable"))
-
-
-def run(batch: TickBatch, config: EngineConfig | None = None, **kw):
-    eng = Engine(config)
-    return eng, eng.process(batch, **kw)
+from tests.signals.tapes import S, T0, WARM_S, Seg, burst_tape, delev_tape, interleave, run, steady_tape, tape
 
 
 def test_engine_docstring_examples_run():

@@ -23,7 +23,7 @@ from signals.config import Calendar, EngineConfig, InstrumentConfig
 from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.test_engine import S, T0, Seg, burst_tape, delev_tape, interleave, steady_tape, tape
+from tests.signals.tapes import S, T0, Seg, burst_tape, delev_tape, interleave, steady_tape, tape
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 

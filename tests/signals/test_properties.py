@@ -18,7 +18,7 @@ from signals import kernels as K
 from signals.config import EngineConfig
 from signals.engine import STAT_NAMES, Engine
 from signals.ticks import TickBatch
-from tests.signals.test_engine import S, T0, burst_tape, delev_tape, steady_tape
+from tests.signals.tapes import S, T0, burst_tape, delev_tape, steady_tape
 
 REGIME = settings(max_examples=12, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])
