@@ -41,13 +41,15 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--days", type=int, default=10)
     p.add_argument("--instruments", type=int, default=8)
+    p.add_argument("--first-seed", type=int, default=1,
+                   help="first labelled seed (default 1); e.g. 21 keeps the sweep off evaluate.py's seeds 1-4")
     a = p.parse_args(argv)
     grid = {}
     for item in a.set:
         key, _, vals = item.partition("=")
         grid[key] = [float(v) for v in vals.split(",")]
-    nulls = [generate(seed=100 + s, instruments=a.instruments, days=a.days, rates=NULL_RATES) for s in range(a.seeds)]
-    labelled = [generate(seed=1 + s, instruments=a.instruments, days=a.days) for s in range(a.seeds)]
+    nulls = [generate(seed=99 + a.first_seed + s, instruments=a.instruments, days=a.days, rates=NULL_RATES) for s in range(a.seeds)]
+    labelled = [generate(seed=a.first_seed + s, instruments=a.instruments, days=a.days) for s in range(a.seeds)]
     keys = list(grid)
     print(" ".join(f"{k:>22s}" for k in keys) + f" {'false/day':>10s} {'recall':>7s} {'precision':>9s} {'delay':>9s}")
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:

@@ -101,13 +101,17 @@ class Thresholds:
 
     # jumps (Lee-Mykland): family-wise level and the number of tests it covers. A jump counted
     # in tapewatch_jumps_total (and that blocks steady flow) is significant over a session of
-    # 1-s bars; a jump that can start a burst, over a day of 5-min bars (4.067 at 1%).
+    # 1-s bars; a jump that can start a burst, over a day of 5-min bars (4.067 at 1%). Either
+    # must also move the price by jump_minute_sd one-minute standard deviations of the
+    # efficient price: on 1-s bars the test's own scale is mostly microstructure noise and tick
+    # discreteness, so a statistically clear jump can be a one-tick move.
     jump_alpha: float = 0.01
     jump_n: int = 23400
     burst_jump_n: int = 78
+    jump_minute_sd: float = 2.0
     # burst: a news jump, then an activity surge and a cascade of trades and drift on its side
     burst_activity_ratio: float = 4.0
-    burst_vol_ratio: float = 1.6
+    burst_vol_ratio: float = 1.3
     burst_flow_z: float = 0.5
     burst_drift_tstat: float = 1.0         # jump-robust 60-s drift on the jump's side (the cascade)
     burst_jump_window_seconds: float = 60.0

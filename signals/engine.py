@@ -150,6 +150,8 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_D_ACT] = th.delev_activity_ratio
     P[K.P_TRUNC] = 4.0
     P[K.P_B_T] = th.burst_drift_tstat
+    P[K.P_JSD] = th.jump_minute_sd
+    P[K.P_SURGE] = 2.0
     P[K.P_S_TFLOW], P[K.P_S_ZSTRONG] = th.steady_tstat_flow, th.steady_flow_z_strong
     IP = np.zeros(K.NIP, np.int64)
     IP[K.IP_BAR_NS] = int(round(cfg.bar_seconds * _NS))

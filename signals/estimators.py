@@ -259,20 +259,31 @@ class SeasonalProfile(Estimator):
     mean with ``kappa`` seconds of pseudo-observations. Until there is a positive all-day
     variance the factors are ``(1.0, 0.0)``.
 
+    The current day feeds its own bucket, so a volatility or activity surge would partly
+    explain itself within the hour. :meth:`update` therefore takes the local (15-min) level
+    over the usual one, ``var_ratio`` and ``tick_ratio``; above ``surge_cap`` a bar's variance
+    or ticks are scaled by ``surge_cap / ratio``, so a surge adds at most ``surge_cap`` times
+    the usual level (a winsorised, M-estimator-like update; normal hours are unchanged).
+
     Parameters
     ----------
     kappa : float
         Pseudo-seconds of the all-day mean added to every bucket.
     day_decay : float
         Weight of yesterday relative to today.
+    surge_cap : float
+        Largest multiple of the usual level that a surge feeds into the profile.
 
     Examples
     --------
-    >>> prof = SeasonalProfile(kappa=1800.0, day_decay=0.8)
+    >>> prof = SeasonalProfile(kappa=1800.0, day_decay=0.8, surge_cap=2.0)
     >>> _ = prof.update(9, 4e-8, 20.0, 100.0, 3600.0).update(3, 1e-8, 2.0, 10.0, 3600.0)
     >>> f9, rate9 = prof.get(9)
     >>> round(f9, 3), round(rate9, 4)                          # busy 09:00 bucket
     (1.4, 0.0047)
+    >>> _ = prof.update(3, 9e-8, 18.0, 10.0, 3600.0, var_ratio=9.0, tick_ratio=9.0)
+    >>> prof.var[3], prof.ticks[3]                             # a 9x surge feeds 2x
+    (3e-08, 6.0)
 
     References
     ----------
@@ -283,9 +294,10 @@ class SeasonalProfile(Estimator):
     _state = ("var", "ticks", "volume", "seconds", "total_var", "total_ticks", "total_volume",
               "total_seconds")
 
-    def __init__(self, kappa: float, day_decay: float):
+    def __init__(self, kappa: float, day_decay: float, surge_cap: float):
         self.kappa = kappa
         self.day_decay = day_decay
+        self.surge_cap = surge_cap
         self.var = [0.0] * N_BUCKETS
         self.ticks = [0.0] * N_BUCKETS
         self.volume = [0.0] * N_BUCKETS
@@ -308,13 +320,17 @@ class SeasonalProfile(Estimator):
         self.total_seconds *= lam
         return self
 
-    def update(self, bucket: int, var: float, ticks: float, volume: float, seconds: float) -> "SeasonalProfile":
-        self.var[bucket] += var
-        self.ticks[bucket] += ticks
+    def update(self, bucket: int, var: float, ticks: float, volume: float, seconds: float,
+               var_ratio: float = 1.0, tick_ratio: float = 1.0) -> "SeasonalProfile":
+        """One bar; ``var_ratio``/``tick_ratio``: local 15-min level over the usual one (0: unknown)."""
+        wv = min(1.0, self.surge_cap / var_ratio) if var_ratio > 0.0 else 1.0
+        wn = min(1.0, self.surge_cap / tick_ratio) if tick_ratio > 0.0 else 1.0
+        self.var[bucket] += var * wv
+        self.ticks[bucket] += ticks * wn
         self.volume[bucket] += volume
         self.seconds[bucket] += seconds
-        self.total_var += var
-        self.total_ticks += ticks
+        self.total_var += var * wv
+        self.total_ticks += ticks * wn
         self.total_volume += volume
         self.total_seconds += seconds
         return self
@@ -434,9 +450,13 @@ class JumpTest(Estimator):
     exponentially weighted over 900 s of trading time, per second; the statistic is
     ``|r| / sqrt(bv * dt)``. Two critical values (:func:`signals.kernels.lee_mykland_threshold`
     for two numbers of tests) are applied, never across a session break and only after
-    ``warmup_s`` seconds of trading: at ``burst_threshold`` the return is a jump that can start
-    a burst (its time and sign are kept); at ``threshold`` as well, it is also counted and
-    remembered as a significant jump.
+    ``warmup_s`` seconds of trading, and only to a return of at least ``minute_sd`` one-minute
+    standard deviations of the efficient price (``efficient_var`` per second: on 1-s bars the
+    bipower scale is mostly microstructure noise and tick discreteness, so a statistically
+    clear jump can be a one-tick move): at ``burst_threshold`` the return is a jump that can
+    start a burst (its time and sign are kept); at both critical values it is counted and
+    remembered as a significant jump. Within ``window_s`` of a burst-level jump only a larger
+    one replaces it, so the bounce after a news jump does not erase the news.
 
     Parameters
     ----------
@@ -446,16 +466,22 @@ class JumpTest(Estimator):
         Critical value of a jump that can start a burst.
     warmup_s : float
         No jump is declared before this much trading time.
+    window_s : float
+        How long a burst-level jump is kept against smaller ones (the burst rule's jump window).
+    minute_sd : float
+        Smallest jump in one-minute standard deviations of the efficient price.
 
     Examples
     --------
-    >>> jt = JumpTest(threshold=5.0, burst_threshold=4.0, warmup_s=0.0)
+    >>> jt = JumpTest(threshold=5.0, burst_threshold=4.0, warmup_s=0.0, window_s=60.0, minute_sd=2.0)
     >>> for k in range(600):
-    ...     _ = jt.update(1e-4 * (-1) ** k, 1.0, False, 1e9, k)
-    >>> round(jt.update(0.0006, 1.0, False, 1e9, 600).get(), 2), jt.last_ts, jt.jumps, jt.last_big_ts
-    (4.79, 600, 0, -4611686018427387904)
-    >>> round(jt.update(0.003, 1.0, False, 1e9, 601).get(), 2), jt.last_ts, jt.jumps, jt.last_big_ts
-    (23.82, 601, 1, 601)
+    ...     _ = jt.update(1e-4 * (-1) ** k, 1.0, False, 1e9, k * 10**9, 1e-8)
+    >>> round(jt.update(0.0006, 1.0, False, 1e9, 600 * 10**9, 1e-8).get(), 2), jt.last_ts, jt.jumps
+    (4.79, -4611686018427387904, 0)
+    >>> round(jt.update(0.003, 1.0, False, 1e9, 601 * 10**9, 1e-8).get(), 2), jt.last_ts, jt.jumps, jt.last_big_ts
+    (23.82, 601000000000, 1, 601000000000)
+    >>> round(jt.update(-0.0025, 1.0, False, 1e9, 602 * 10**9, 1e-8).get(), 2), jt.last_ts, jt.last_sign
+    (-16.75, 601000000000, 1)
 
     References
     ----------
@@ -466,13 +492,17 @@ class JumpTest(Estimator):
     jump dynamics. *The Review of Financial Studies*, 21(6), 2535-2563.
     """
 
-    _state = ("bipower", "seconds", "prev_abs", "value", "jumps", "last_ts", "last_sign", "last_big_ts")
+    _state = ("bipower", "seconds", "prev_abs", "value", "jumps", "last_ts", "last_sign", "last_abs",
+              "last_big_ts")
     HORIZON = 900.0
 
-    def __init__(self, threshold: float, burst_threshold: float, warmup_s: float):
+    def __init__(self, threshold: float, burst_threshold: float, warmup_s: float, window_s: float,
+                 minute_sd: float):
         self.threshold = threshold
         self.burst_threshold = burst_threshold
         self.warmup_s = warmup_s
+        self.window_s = window_s
+        self.minute_sd = minute_sd
         self.bipower = 0.0
         self.seconds = 0.0
         self.prev_abs = 0.0
@@ -480,18 +510,24 @@ class JumpTest(Estimator):
         self.jumps = 0
         self.last_ts = NONE_TS
         self.last_sign = 0
+        self.last_abs = 0.0          # |statistic| of the kept burst-level jump
         self.last_big_ts = NONE_TS
 
-    def update(self, rc: float, dt: float, brk: bool, warm: float, ts: int) -> "JumpTest":
-        """``rc``: deseasonalised close return; ``warm``: trading seconds seen; ``ts``: bar start."""
+    def update(self, rc: float, dt: float, brk: bool, warm: float, ts: int, efficient_var: float) -> "JumpTest":
+        """``rc``: deseasonalised close return; ``warm``: trading seconds seen; ``ts``: bar start;
+        ``efficient_var``: the efficient price's variance per second (deseasonalised)."""
         a = math.exp(-dt / self.HORIZON)
         bvr = self.local_variance()
         z = rc / math.sqrt(bvr * dt) if bvr * dt > 0.0 else 0.0
         self.value = z
-        if (not brk) and abs(z) >= self.burst_threshold and warm >= self.warmup_s:
-            self.last_ts = ts
-            self.last_sign = 1 if z > 0 else -1
-            if abs(z) >= self.threshold:
+        if (not brk) and warm >= self.warmup_s:
+            big = abs(rc) >= self.minute_sd * math.sqrt(efficient_var * 60.0)
+            if big and abs(z) >= self.burst_threshold:
+                if self.last_ts == NONE_TS or ts - self.last_ts > self.window_s * 1e9 or abs(z) >= self.last_abs:
+                    self.last_ts = ts
+                    self.last_sign = 1 if z > 0 else -1
+                    self.last_abs = abs(z)
+            if big and abs(z) >= max(self.threshold, self.burst_threshold):
                 self.jumps += 1
                 self.last_big_ts = ts
         self.bipower = a * self.bipower + HALF_PI * abs(rc) * self.prev_abs
@@ -607,6 +643,10 @@ class DriftTStat(Estimator):
 
     def get(self) -> float:
         return self.value
+
+    def local_variance(self) -> float:
+        """The local HAC variance rate (before the floor), 0 until there is a bar."""
+        return self.var_num / self.var_seconds if self.var_seconds > 0.0 else 0.0
 
 
 class VolatilityRatio(Estimator):
@@ -783,13 +823,16 @@ class VolumeClockImbalance(Estimator):
 class ActivityRatio(Estimator):
     """Tick rate over about ten seconds divided by the usual rate at this time of day.
 
+    It also keeps the tick rate over 15 minutes (:meth:`slow_ratio`), the level the seasonal
+    profile's surge cap reads.
+
     Examples
     --------
     >>> act = ActivityRatio()
     >>> for _ in range(100):
     ...     _ = act.update(5.0, 1.0, 1.0)                      # 5 ticks/s where 1 is usual
-    >>> round(act.get(), 3)
-    5.0
+    >>> round(act.get(), 3), round(act.slow_ratio(1.0), 3)
+    (5.0, 5.0)
 
     References
     ----------
@@ -797,13 +840,16 @@ class ActivityRatio(Estimator):
     in financial markets. *Journal of Empirical Finance*, 4(2-3), 115-158.
     """
 
-    _state = ("ticks", "seconds", "value")
+    _state = ("ticks", "seconds", "value", "slow_ticks", "slow_seconds")
     HORIZON = 10.0
+    SLOW_HORIZON = 900.0
 
     def __init__(self):
         self.ticks = 0.0
         self.seconds = 0.0
         self.value = 0.0
+        self.slow_ticks = 0.0
+        self.slow_seconds = 0.0
 
     def update(self, ticks: float, dt: float, usual_rate: float) -> "ActivityRatio":
         """``usual_rate``: seasonal ticks per second for this bucket (0 = unknown, ratio 1)."""
@@ -812,10 +858,17 @@ class ActivityRatio(Estimator):
         self.seconds = a * self.seconds + dt
         rate = self.ticks / self.seconds
         self.value = rate / usual_rate if usual_rate > 0.0 else 1.0
+        a15 = math.exp(-dt / self.SLOW_HORIZON)
+        self.slow_ticks = a15 * self.slow_ticks + ticks
+        self.slow_seconds = a15 * self.slow_seconds + dt
         return self
 
     def get(self) -> float:
         return self.value
+
+    def slow_ratio(self, usual_rate: float) -> float:
+        """The 15-min tick rate over ``usual_rate`` (0.0 when the usual rate is unknown)."""
+        return self.slow_ticks / self.slow_seconds / usual_rate if usual_rate > 0.0 else 0.0
 
 
 class SameHoursFingerprint(Estimator):
@@ -967,8 +1020,9 @@ class RegimeMachine(Estimator):
       delev_flow_z, all on side ``d``.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, 10-s flow z >= burst_flow_z on side ``d``,
-      and a jump on side ``d`` within burst_jump_window_seconds with the 1-min drift t at least
-      burst_drift_tstat on side ``d``.
+      and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
+      one-minute standard deviations) on side ``d`` within burst_jump_window_seconds with the
+      1-min drift t at least burst_drift_tstat on side ``d``.
     * ``steady_flow``: after the steady warm-up, 1-h volatility ratio <= steady_vol_ratio_max,
       no significant jump and no burst or deleveraging exit within steady_jump_quiet_seconds,
       and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with

@@ -34,6 +34,7 @@ SEASONAL_KAPPA_S = 1800.0   # pseudo-seconds shrinking a time-of-day bucket towa
 BASELINE_CLIP = 25.0        # a bar adds at most this many times the baseline variance to it
 VOLUME_CLOCK_S = 900.0      # the volume clock ticks once per this many seconds' normal volume
 TRUNCATE_SD = 4.0           # returns are clipped at this many local standard deviations for the drift
+SEASONAL_SURGE_CAP = 2.0    # a surge feeds the seasonal profile at most this multiple of the usual level
 
 
 class Instrument:
@@ -48,11 +49,12 @@ class Instrument:
         self.warm = 0.0            # trading seconds seen (bars after the first)
         self.tick_rule = TickRule()
         self.bars = PreAveragedBars(config.bar_seconds, config.max_gap_seconds)
-        self.seasonal = SeasonalProfile(SEASONAL_KAPPA_S, config.seasonal_day_decay)
+        self.seasonal = SeasonalProfile(SEASONAL_KAPPA_S, config.seasonal_day_decay, SEASONAL_SURGE_CAP)
         self.hac = LagOneHAC()
         self.baseline = Baseline(memory, BASELINE_CLIP)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
-                              lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds)
+                              lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,
+                              th.burst_jump_window_seconds, th.jump_minute_sd)
         self.jump_share = JumpShare()
         # the 1-min drift is not believed below the long-run volatility, slower ones below half of it
         self.drift = [DriftTStat(h, 1.0 if h == 60.0 else 0.25) for h in HORIZONS]
@@ -105,7 +107,9 @@ class Instrument:
         vb = self.baseline.update(y, x, dt).get()
         vh = self.baseline.long_run()
         self.warm += dt
-        stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start).get()
+        # the efficient price's scale for a burst's jump: long-run or local 15-min, the larger
+        efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh
+        stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start, efficient).get()
         stats["jump_share"] = self.jump_share.update(rc, dt).get()
         for k, h in enumerate(HORIZONS):
             stats[f"drift_tstat_{h:.0f}s"] = self.drift[k].update(r, x, dt, vh).get()
@@ -115,7 +119,9 @@ class Instrument:
         stats["flow_z_volume"] = self.volume_clock.update(bar.signed_volume, bar.volume, dt, usual_volume).get()
         stats["activity_ratio"] = self.activity.update(bar.ticks, dt, usual_rate).get()
         self.flow10.update(bar.signed_volume, bar.volume, dt)
-        self.seasonal.update(bar.bucket, self.baseline.clipped * f, bar.ticks, bar.volume, dt)
+        vr = stats["vol_ratio_900s"]
+        self.seasonal.update(bar.bucket, self.baseline.clipped * f, bar.ticks, bar.volume, dt,
+                             vr * vr, self.activity.slow_ratio(usual_rate))
         u = r / math.sqrt(vh) if vh > 0.0 else 0.0
         stats["fingerprint_tstat"] = self.fingerprint.update(bar.bucket, u, dt).get(bar.bucket)
         for c in self.cusums:

@@ -188,17 +188,21 @@ class Broker(_Process):
     def create_topic(self, name: str, partitions: int = 1) -> None:
         """Create ``name`` with ``partitions`` partitions (replication 1) and wait until its metadata is visible."""
         from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
 
         admin = self.admin()
         try:
-            admin.create_topics([NewTopic(name, partitions, 1)])
+            try:
+                admin.create_topics([NewTopic(name, partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass    # a client's metadata request raced us (Tansu may auto-create); the count is checked below
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 desc = admin.describe_topics([name])
                 if desc and desc[0]["error_code"] == 0 and len(desc[0]["partitions"]) == partitions:
                     return
                 time.sleep(0.05)
-            raise RuntimeError(f"topic {name!r} not visible after create")
+            raise RuntimeError(f"topic {name!r} not visible with {partitions} partitions after create")
         finally:
             admin.close()
 

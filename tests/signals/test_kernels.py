@@ -43,9 +43,9 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     for k in range(3):
         F[K.F_VY + k] = inst.vol_ratio[k].level
     F[[K.F_VB_N, K.F_VBH_N, K.F_VB_D]] = inst.baseline.level_num, inst.baseline.hac_num, inst.baseline.seconds
-    F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV]] = jt.bipower, js.rv, js.bv
+    F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_ABS]] = jt.bipower, js.rv, js.bv, jt.last_abs
     F[[K.F_QV, K.F_UV, K.F_MV, K.F_VOLR]] = vc.signed, vc.volume, vc.mean_sq, vc.volume_rate
-    F[[K.F_ACT_N, K.F_ACT_D]] = inst.activity.ticks, inst.activity.seconds
+    F[[K.F_ACT_N, K.F_ACT_D, K.F_ACT15]] = inst.activity.ticks, inst.activity.seconds, inst.activity.slow_ticks
     F[[K.F_Q10, K.F_U10, K.F_M10]] = inst.flow10.signed, inst.flow10.volume, inst.flow10.mean_sq
     for c, cu in enumerate(inst.cusums):
         F[K.F_CU + c] = cu.value
@@ -75,7 +75,7 @@ def _clocks_agree(inst: Instrument) -> None:
     """Estimators that keep their own copy of a shared clock agree with it exactly."""
     base = inst.baseline.seconds
     assert all(f.seconds == base for f in [*inst.flow, inst.flow10, inst.volume_clock])
-    assert inst.jumps.seconds == inst.drift[1].var_seconds
+    assert inst.jumps.seconds == inst.activity.slow_seconds == inst.drift[1].var_seconds
     assert [v.seconds for v in inst.vol_ratio] == [d.var_seconds for d in inst.drift[:3]]
     assert inst.fingerprint.seconds == inst.seasonal.seconds
     assert inst.jump_share.prev_abs == inst.jumps.prev_abs
