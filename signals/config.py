@@ -113,7 +113,7 @@ class Thresholds:
     burst_activity_ratio: float = 4.0
     burst_vol_ratio: float = 1.3
     burst_flow_z: float = 0.5
-    burst_drift_tstat: float = 1.0         # jump-robust 60-s drift on the jump's side (the cascade)
+    burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
     burst_jump_window_seconds: float = 60.0
     burst_enter_seconds: float = 0.0
     burst_exit_seconds: float = 120.0
