@@ -648,7 +648,8 @@ def tune_gc() -> None:
     collection of that heap takes ~70 ms, a latency spike every few seconds at high rates. The
     larger first threshold lets one poll's records (up to 20,000, a few container objects each,
     all freed after the batch) come and go without being traversed by a collection every 700
-    allocations. Measured against Tansu: JSON per tick from ~80k to ~110k ticks/s.
+    allocations (``python benchmarks/bench_service.py`` shows the effect on JSON per tick, within
+    that machine's noise).
     """
     warm_up()
     gc.collect()
