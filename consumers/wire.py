@@ -393,14 +393,21 @@ def _decode_batches(values: Sequence[bytes | None], index: np.ndarray) -> Decode
     counts_a, n_names_a = np.array(counts, np.int64), np.array(n_names, np.int64)
     total = int(counts_a.sum())
     ts, price, size, code, side = (
-        np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), dtype, total).astype(dtype[-2:])
+        np.frombuffer(bytearray().join(parts), dtype, total).astype(dtype[-2:], copy=False)
         for parts, dtype in zip(cols, ("<i8", "<f8", "<f8", "<i4", "i1")))
     msg_index = np.repeat(np.array(msgs, np.int64), counts_a)
     msg_row = (np.arange(total) - np.repeat(np.cumsum(counts_a) - counts_a, counts_a)).astype(np.int32)
-    row_names = np.repeat(n_names_a, counts_a)
-    bad_code = (code < 0) | (code >= row_names)
-    first_name = np.repeat(np.cumsum(n_names_a) - n_names_a, counts_a)
-    global_code = np.array(remap + [0], np.int32)[np.where(bad_code, len(remap), first_name + code)]
+    if (n_names_a == 1).all():
+        # the usual case (``tapewatch publish`` sends one instrument per message): every row's
+        # code must be 0 and its name is the message's one name
+        row_names = np.ones(total, np.int64)
+        bad_code = code != 0
+        global_code = np.repeat(np.array(remap, np.int32), counts_a)
+    else:
+        row_names = np.repeat(n_names_a, counts_a)
+        bad_code = (code < 0) | (code >= row_names)
+        first_name = np.repeat(np.cumsum(n_names_a) - n_names_a, counts_a)
+        global_code = np.array(remap + [0], np.int32)[np.where(bad_code, len(remap), first_name + code)]
     batch = TickBatch(tuple(names), global_code, ts, price, size, side)
     _, reason = validate(batch)
     reason[(ts == _NAT) & (reason != REASON_CODE["bad_instrument"])] = REASON_CODE["bad_ts"]

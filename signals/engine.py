@@ -27,7 +27,7 @@ from typing import Iterable
 import numpy as np
 
 from . import kernels as K
-from .calendar import in_session, local_clock
+from .calendar import hour_and_day, in_session, local_clock
 from .config import Calendar, EngineConfig
 from .errors import StateError
 from .ticks import REASON_CODE, TickBatch, validate
@@ -224,16 +224,27 @@ class Engine:
                 np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP, np.int64),
                 np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP), np.zeros((_EV_CAP, K.NSTAT)))
 
-    def _clock(self, ids: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-tick seasonal bucket (local hour), local day number and in-session flag."""
+    def _clock(self, ids: np.ndarray, ts: np.ndarray, cals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-tick seasonal bucket (local hour), local day number and in-session flag.
+
+        ``cals`` lists the calendars of the instruments in ``ids``.
+        """
         n = len(ts)
+        if len(cals) == 1:                          # the usual case: one calendar for the whole batch
+            cal = self._calendars[int(cals[0])]
+            if cal.is_24h and len(cal.days) == 7:
+                return (*hour_and_day(ts, cal.tz), np.ones(n, bool))
+            minute, day, wd = local_clock(ts, cal.tz)
+            ok = in_session(cal, minute, wd)
+            minute //= 60
+            return minute.astype(np.int64), day.astype(np.int64), ok
         bucket = np.empty(n, np.int64)
         day = np.empty(n, np.int64)
         ok = np.ones(n, bool)
-        cals = self._cal[ids]
-        for c in np.unique(cals):
+        per_tick = self._cal[ids]
+        for c in cals.tolist():
             cal = self._calendars[c]
-            sel = cals == c if len(self._calendars) > 1 else slice(None)
+            sel = per_tick == c
             minute, d, wd = local_clock(ts[sel], cal.tz)
             bucket[sel] = minute // 60
             day[sel] = d
@@ -250,10 +261,11 @@ class Engine:
         good, reason = validate(batch)
         with self._lock:
             codes = np.zeros(len(good.instruments), np.int64)
-            for c in np.unique(good.code):          # only instruments with an accepted row
+            used = np.flatnonzero(np.bincount(good.code, minlength=len(good.instruments)))
+            for c in used.tolist():                 # only instruments with an accepted row
                 codes[c] = self._register(good.instruments[c])
             ids = codes[good.code] if len(good) else np.zeros(0, np.int64)
-            bucket, day, ok = self._clock(ids, good.ts)
+            bucket, day, ok = self._clock(ids, good.ts, np.unique(self._cal[codes[used]]))
             rows = np.flatnonzero(reason == 0)
             if not ok.all():
                 reason[rows[~ok]] = REASON_CODE["outside_session"]

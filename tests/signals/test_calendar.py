@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import signals.calendar
-from signals.calendar import in_session, local_clock
+from signals.calendar import hour_and_day, in_session, local_clock
 from signals.config import Calendar
 
 S = 10**9
@@ -68,6 +68,21 @@ def test_local_clock_matches_zoneinfo_tick_by_tick(tz):
         assert int(minute[j]) == loc.hour * 60 + loc.minute
         assert int(wd[j]) == loc.weekday()
         assert int(day[j]) == (loc.date() - datetime(1970, 1, 1).date()).days
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "UTC"])
+@pytest.mark.parametrize("span_hours", [6, 24 * 400])     # within a week (slot range) and beyond (np.unique)
+def test_compiled_hour_and_day_equal_the_reference_clock(tz, span_hours):
+    """``hour_and_day`` (numba, the engine's fast path) against ``local_clock`` (numpy), incl.
+    a daylight-saving change inside the batch and ticks before 1970 (negative ns)."""
+    rng = np.random.default_rng(span_hours)
+    start = utc(2025, 3, 9, 4) if span_hours < 24 else utc(1969, 6, 1)
+    ts = start + rng.integers(0, span_hours * 3600 * S, 4000)
+    hour, day = hour_and_day(ts, tz)
+    minute, ref_day, _ = local_clock(ts, tz)
+    assert hour.dtype == day.dtype == np.int64
+    assert (hour == minute // 60).all() and (day == ref_day).all()
+    assert hour_and_day(ts[:0], tz)[0].shape == (0,)
 
 
 def test_overnight_session():
