@@ -400,7 +400,7 @@ def _decode_batches(values: Sequence[bytes | None], index: np.ndarray) -> Decode
     if (n_names_a == 1).all():
         # the usual case (``tapewatch publish`` sends one instrument per message): every row's
         # code must be 0 and its name is the message's one name
-        row_names = np.ones(total, np.int64)
+        row_names = None
         bad_code = code != 0
         global_code = np.repeat(np.array(remap, np.int32), counts_a)
     else:
@@ -413,7 +413,8 @@ def _decode_batches(values: Sequence[bytes | None], index: np.ndarray) -> Decode
     reason[(ts == _NAT) & (reason != REASON_CODE["bad_instrument"])] = REASON_CODE["bad_ts"]
     reason[bad_code] = REASON_CODE["bad_instrument"]
     for r in np.flatnonzero(reason):
-        text = (f"instrument code {int(code[r])} is not in the name table of {int(row_names[r])} names"
+        text = (f"instrument code {int(code[r])} is not in the name table of "
+                f"{1 if row_names is None else int(row_names[r])} names"
                 if bad_code[r] else _batch_row_error(REASONS[reason[r]], batch, r))
         rejects.append(Reject(int(msg_index[r]), int(msg_row[r]), REASONS[reason[r]], text))
     rejects.sort(key=lambda r: (r.message_index, r.row or 0))

@@ -234,17 +234,13 @@ class Engine:
             cal = self._calendars[int(cals[0])]
             if cal.is_24h and len(cal.days) == 7:
                 return (*hour_and_day(ts, cal.tz), np.ones(n, bool))
-            minute, day, wd = local_clock(ts, cal.tz)
-            ok = in_session(cal, minute, wd)
-            minute //= 60
-            return minute.astype(np.int64), day.astype(np.int64), ok
         bucket = np.empty(n, np.int64)
         day = np.empty(n, np.int64)
         ok = np.ones(n, bool)
-        per_tick = self._cal[ids]
+        per_tick = self._cal[ids] if len(cals) > 1 else None
         for c in cals.tolist():
             cal = self._calendars[c]
-            sel = per_tick == c
+            sel = slice(None) if per_tick is None else per_tick == c
             minute, d, wd = local_clock(ts[sel], cal.tz)
             bucket[sel] = minute // 60
             day[sel] = d
