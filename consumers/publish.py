@@ -117,6 +117,7 @@ def publish(producer, batches: Iterable[TickBatch], *, topic: str, fmt: str = "j
     start = time.monotonic()
     first_ts = shift = None
     latest = np.iinfo(np.int64).min
+    last_send = -np.inf
     for batch in batches:
         if not len(batch):
             continue
@@ -138,10 +139,15 @@ def publish(producer, batches: Iterable[TickBatch], *, topic: str, fmt: str = "j
         i = 0
         while i < len(batch):
             now = time.monotonic()
-            j = int(np.searchsorted(due, now, side="right"))
-            if j <= i:
-                time.sleep(min(max(due[i] - now, _MIN_SLEEP), _MAX_SLEEP))
+            # one group per _MIN_SLEEP at most, also when sending falls behind the schedule: a
+            # publisher that sends whatever is due after every send splits the feed into ever
+            # smaller messages, each costing the producer and the broker as much as a large one
+            wait = max(due[i] - now, last_send + _MIN_SLEEP - now)
+            if wait > 0:
+                time.sleep(min(wait, _MAX_SLEEP))
                 continue
+            j = int(np.searchsorted(due, now, side="right"))
+            last_send = now
             sender.send(batch.select(slice(i, j)))
             i = j
     producer.flush()

@@ -54,8 +54,16 @@ from .state import CheckpointStore, Claim, WriteResult, connect
 log = logging.getLogger(__name__)
 
 POLICIES = ("fail", "earliest", "latest")
-ALERT_PRODUCER = {"enable_idempotence": False, "acks": "all", "max_in_flight_requests_per_connection": 1}
+# linger 0: a transition goes out at once (alerts are few; records that pile up while a request is
+# in flight still travel together in the next one)
+ALERT_PRODUCER = {"enable_idempotence": False, "acks": "all", "max_in_flight_requests_per_connection": 1,
+                  "linger_ms": 0}
 POLL_MS = 200                   # longest wait in one poll
+# kafka-python 3.0 sleeps retry_backoff_ms (100 ms) inside poll() when it finds no buffered records
+# and no fetch in flight; a fetch response that completes while poll() sets up its wait hits that
+# path and the buffered ticks wait 100 ms (a tenth of the polls at 100k ticks/s). Polling in short
+# slices caps that sleep at the slice.
+POLL_SLICE_MS = 5
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 10.0   # Redis / broker retry backoff, seconds
 FLUSH_TIMEOUT = 10.0            # producer flush before a checkpoint, seconds
 REVOKE_FLUSH_TIMEOUT = 2.0      # the same inside a revoke callback (it blocks heartbeats)
@@ -408,7 +416,11 @@ class Service:
 
     def _poll_once(self) -> dict:
         try:
-            return self._consumer.poll(timeout_ms=POLL_MS)
+            deadline = time.monotonic() + POLL_MS / 1e3
+            while True:
+                records = self._consumer.poll(timeout_ms=POLL_SLICE_MS)
+                if records or self._stop.is_set() or time.monotonic() >= deadline:
+                    return records
         except OffsetOutOfRangeError as e:
             # a position fell out of retention while consuming (auto_offset_reset is "none")
             positions = e.args[0] if e.args and isinstance(e.args[0], dict) else {}
