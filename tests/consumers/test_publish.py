@@ -121,6 +121,25 @@ def test_publish_paces(kafka_broker, unique_name, pace):
     assert got.ts[0] == stats.started_ns
 
 
+def test_paced_ticks_go_out_in_groups_at_most_every_10ms(kafka_broker, unique_name):
+    """400 ticks of one instrument at 4,000 ticks/s (0.1 s) in batch format: at most one message
+    per 10 ms, however fast the producer returns, and every tick arrives in order."""
+    topic = unique_name("ticks")
+    kafka_broker.create_topic(topic)
+    n = 400
+    b = TickBatch.from_columns(["DXY"] * n, TS0 + np.arange(n) * 1_000_000, np.full(n, 99.0), np.ones(n))
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, **{**PRODUCER_TUNING, "linger_ms": 0})
+    try:
+        stats = publish(producer, [b], topic=topic, fmt="batch", ticks_per_second=4000.0)
+    finally:
+        producer.close()
+    assert stats.ticks == n and 2 <= stats.messages <= 12, stats.messages
+    records = read_all(kafka_broker.bootstrap, topic, stats.messages)
+    sent_ms = [r.timestamp for r in records]
+    assert min(np.diff(sent_ms)) >= 9
+    assert np.array_equal(decode([r.value for r in records]).batch.ts, b.ts)
+
+
 def test_publish_reports_connection_failure(capsys):
     from tests.servers import free_port
 
