@@ -1016,8 +1016,10 @@ class RegimeMachine(Estimator):
     by ``f`` (1 at entry, ``exit_fraction`` to stay; a maximum is divided by ``f``):
 
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
-      >= delev_vol_ratio or activity ratio >= delev_activity_ratio, and 15-min flow z >=
-      delev_flow_z, all on side ``d``.
+      >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
+      ratio >= delev_activity_vol_ratio), and 15-min flow z >=
+      delev_flow_z, all on side ``d``; to enter, no burst-level jump in the last
+      delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, 10-s flow z >= burst_flow_z on side ``d``,
       and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
@@ -1100,8 +1102,12 @@ class RegimeMachine(Estimator):
         if d == 0:
             return False
         if kind == "deleveraging":
+            if f == 1.0 and self._jump_within(ctx, th.delev_jump_quiet_seconds):
+                return False
             return (ctx.warm >= th.warmup_seconds and s["drift_tstat_900s"] * d >= th.delev_tstat * f
-                    and (s["vol_ratio_900s"] >= th.delev_vol_ratio * f or s["activity_ratio"] >= th.delev_activity_ratio * f)
+                    and (s["vol_ratio_900s"] >= th.delev_vol_ratio * f
+                         or (s["activity_ratio"] >= th.delev_activity_ratio * f
+                             and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
                     and s["flow_z_900s"] * d >= th.delev_flow_z * f)
         if kind == "burst":
             if ctx.warm < th.warmup_seconds:

@@ -74,7 +74,9 @@ P_S_T, P_S_TSLOW, P_S_VRMAX, P_S_Z, P_S_FP, P_EXITF = 17, 18, 19, 20, 21, 22
 P_VCLOCK_S, P_JUMP_WINDOW_S, P_STEADY_QUIET_S, P_B_Z, P_D_ACT, P_TRUNC = 23, 24, 25, 26, 27, 28
 P_S_TFLOW, P_S_ZSTRONG, P_B_T, P_JSD = 29, 30, 31, 32          # P_JSD: smallest jump, 1-min sds
 P_SURGE = 33
-NP = 34
+P_D_AVR = 34           # the 15-min volatility ratio the activity path of deleveraging also needs
+P_D_JQ = 35            # no deleveraging entry this soon after a burst-level jump (seconds)
+NP = 36
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -435,9 +437,13 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
         return False
     warm = F[i, F_WARM]
     if kind == REGIME_DELEV:
-        # deleveraging: fast drift, high volatility, one-sided flow
+        # deleveraging: fast drift, high volatility, one-sided flow; not entered in the first
+        # minutes after a news jump (a cascade then is a burst)
+        if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
+            return False
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
-            and (stats[S_VR + 1] >= P[P_D_VR] * f or stats[S_ACT] >= P[P_D_ACT] * f) \
+            and (stats[S_VR + 1] >= P[P_D_VR] * f
+                 or (stats[S_ACT] >= P[P_D_ACT] * f and stats[S_VR + 1] >= P[P_D_AVR] * f)) \
             and stats[S_Z + 1] * d >= P[P_D_Z] * f
     if kind == REGIME_BURST:
         # burst: a jump or a fast drift, with an activity and volatility surge, flow not against it

@@ -74,6 +74,20 @@ def delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
                        Seg(1800)], **kw)
 
 
+def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """6 h quiet, then 1 h at 5x activity and 80% sellers with normal volatility: a slow
+    one-sided grind, then 30 min quiet. Busy, one-sided and persistent, but not violent."""
+    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=1e-4, drift=direction * 2.5e-5, buy=0.5 + 0.3 * direction),
+                       Seg(1800)], **kw)
+
+
+def news_then_delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """6 h quiet, a 0.4% news jump with 2 min of cascade, then the deleveraging of delev_tape."""
+    return tape(seed, [Seg(WARM_S), Seg(120, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,
+                                        jump=direction * 0.004),
+                       Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
+
+
 def interleave(*batches: TickBatch) -> TickBatch:
     """Merge tapes of different instruments in time order (stable: equal times keep tape order)."""
     b = TickBatch.concat(list(batches))

@@ -18,7 +18,8 @@ from signals.engine import Engine
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import S, T0, WARM_S, Seg, burst_tape, delev_tape, interleave, run, steady_tape, tape
+from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave,
+                                news_then_delev_tape, run, steady_tape, tape)
 
 
 def test_engine_docstring_examples_run():
@@ -234,6 +235,35 @@ def test_violent_one_sided_slide_is_deleveraging():
     assert hits and hits[0].side == "sell"
     assert start <= hits[0].ts <= start + 1800 * S
     assert start - 900 * S <= hits[0].onset_ts <= hits[0].ts
+
+
+def _alerts(batch, **thresholds):
+    from signals.config import Thresholds
+
+    return run(batch, EngineConfig(thresholds=Thresholds(**thresholds)))[1].alerts
+
+
+def test_busy_grind_with_normal_volatility_is_steady_flow_not_deleveraging():
+    """Five times the activity, 80% sellers, normal volatility: the activity path of deleveraging
+    needs the 15-min volatility ratio at delev_activity_vol_ratio too. Without that gate the
+    same tape is called deleveraging."""
+    b = busy_grind_tape(1)
+    got = {(t.kind, t.side) for t in _alerts(b)}
+    assert ("steady_flow", "sell") in got and not {k for k, _ in got} & {"deleveraging", "burst"}
+    assert {t.kind for t in _alerts(b, delev_activity_vol_ratio=0.0)} == {"deleveraging"}
+
+
+def test_deleveraging_after_news_waits_out_the_burst():
+    """A news jump, its cascade, then an hour-long slide: a burst alert at the jump, and
+    deleveraging no sooner than delev_jump_quiet_seconds after it (sooner with the rule off)."""
+    b = news_then_delev_tape(1)
+    jump_ts = T0 + WARM_S * S
+    alerts = _alerts(b)
+    assert [(t.kind, t.side) for t in alerts] == [("burst", "sell"), ("deleveraging", "sell")]
+    assert alerts[0].ts <= jump_ts + 60 * S
+    assert jump_ts + 180 * S <= alerts[1].ts <= jump_ts + 1800 * S
+    early = [t for t in _alerts(b, delev_jump_quiet_seconds=0.0) if t.kind == "deleveraging"]
+    assert early and early[0].ts < alerts[1].ts
 
 
 def test_status_and_view_agree():

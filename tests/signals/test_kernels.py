@@ -23,7 +23,8 @@ from signals.config import Calendar, EngineConfig, InstrumentConfig
 from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import S, T0, Seg, burst_tape, delev_tape, interleave, steady_tape, tape
+from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
+                                steady_tape, tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -250,6 +251,18 @@ def test_jump_and_activity_surge_bursts_identically():
 def test_deleveraging_pre_empts_burst_identically():
     res, _ = assert_same(delev_tape(3))
     assert ("deleveraging", "enter") in _kinds(res)
+
+
+def test_deleveraging_gates_identically():
+    """The activity path's volatility gate and the quiet time after a news jump, on and off."""
+    from signals.config import Thresholds
+
+    b = interleave(busy_grind_tape(1, name="G"), news_then_delev_tape(1, name="N"))
+    res, _ = assert_same(b)
+    assert {(t.instrument, t.kind) for t in res.alerts} == {("G", "steady_flow"), ("N", "burst"), ("N", "deleveraging")}
+    off = Thresholds(delev_activity_vol_ratio=0.0, delev_jump_quiet_seconds=0.0)
+    res_off, _ = assert_same(b, EngineConfig(thresholds=off))
+    assert ("G", "deleveraging") in {(t.instrument, t.kind) for t in res_off.alerts}
 
 
 def test_regime_rules_under_other_thresholds():
