@@ -1038,7 +1038,8 @@ class RegimeMachine(Estimator):
     a higher-priority kind pre-empts the current one, and a burst or deleveraging on the other
     side reverses it). A regime is left when its looser rule
     has failed for its exit duration. Re-entering the same kind on the same side within the
-    cooldown after an exit *resumes* the old episode (same alert, same onset).
+    cooldown after an exit *resumes* the old episode (same alert, same onset) when the move
+    behind it began before that exit; a move that began after it is a new episode.
 
     Parameters
     ----------
@@ -1200,8 +1201,10 @@ class RegimeMachine(Estimator):
         onset, score = self._onset(kind, d, stats, ctx)
         onset = min(onset, ts)
         lx_ts, lx_side, lx_alert, lx_onset = self.last_exit[kind]
-        if lx_ts != NONE_TS and lx_side == d and ts - lx_ts <= self.cooldown_ns[kind]:
-            event = "resume"          # the same regime came back soon after it ended: one episode
+        if lx_ts != NONE_TS and lx_side == d and ts - lx_ts <= self.cooldown_ns[kind] and onset <= lx_ts:
+            # the same regime came back soon after it ended, driven by a move that began before
+            # that end: one episode (a move that began after it is a new episode)
+            event = "resume"
             self.alert_ts, self.onset_ts = lx_alert, lx_onset
         else:
             event = "enter"

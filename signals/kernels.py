@@ -558,8 +558,10 @@ def _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, e
             onset = max(tau, bstart - np.int64(P[P_JUMP_WINDOW_S] * 1e9))
     if onset > t:
         onset = t
-    if I[i, I_LX_TS + k] != NONE_TS and I[i, I_LX_SIDE + k] == dside and t - I[i, I_LX_TS + k] <= IP[IP_COOL + k]:
-        # the same regime came back soon after it ended: one episode, not a new alert
+    if I[i, I_LX_TS + k] != NONE_TS and I[i, I_LX_SIDE + k] == dside and t - I[i, I_LX_TS + k] <= IP[IP_COOL + k] \
+            and onset <= I[i, I_LX_TS + k]:
+        # the same regime came back soon after it ended, driven by a move that began before that
+        # end: one episode, not a new alert (a move that began after it is a new episode)
         I[i, I_ALERT_TS] = I[i, I_LX_ALERT + k]
         I[i, I_ONSET] = I[i, I_LX_ONSET + k]
         code_ev = EV_RESUME

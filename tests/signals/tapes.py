@@ -62,6 +62,12 @@ def steady_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
                        Seg(4 * 3600)], **kw)
 
 
+def two_grinds_tape(seed: int, pause_hours: float, direction: int = 1, **kw) -> TickBatch:
+    """6 h quiet, 4 h of the steady drift of steady_tape, ``pause_hours`` flat, 4 h more of it, 1 h quiet."""
+    grind = Seg(4 * 3600, drift=direction * 6e-6, buy=0.5 + 0.15 * direction)
+    return tape(seed, [Seg(WARM_S), grind, Seg(pause_hours * 3600), grind, Seg(3600)], **kw)
+
+
 def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     """3 h quiet, then a 0.4% jump and 4 min of 10x activity, 3x volatility, momentum and 80% same-side flow."""
     return tape(seed, [Seg(3 * 3600), Seg(240, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,

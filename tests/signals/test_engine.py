@@ -19,7 +19,7 @@ from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave,
-                                news_then_delev_tape, run, steady_tape, tape)
+                                news_then_delev_tape, run, steady_tape, two_grinds_tape, tape)
 
 
 def test_engine_docstring_examples_run():
@@ -183,6 +183,28 @@ def test_steady_flow_ends_after_the_drift_stops():
     _, res = run(steady_tape(1))
     exits = [t for t in res.transitions if t.event == "exit" and t.kind == "steady_flow"]
     assert exits and exits[-1].ts > T0 + (WARM_S + 6 * 3600) * S
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_grind_that_starts_again_after_its_episode_ended_is_a_new_alert(seed):
+    """Within the 30-h cooldown, but the second grind's move began after the first episode ended."""
+    _, res = run(two_grinds_tape(seed, pause_hours=12))
+    steady = [t for t in res.transitions if t.kind == "steady_flow"]
+    assert [t.event for t in steady] == ["enter", "exit", "enter"], [t.to_dict() for t in steady]
+    first, end, second = steady
+    assert second.id != first.id and second.onset_ts > end.ts
+    restart = T0 + (WARM_S + 16 * 3600) * S
+    assert abs(second.onset_ts - restart) <= 3600 * S                # onset within 1 h of the restart
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_a_grind_that_pauses_briefly_resumes_its_episode(seed):
+    """A 90-min pause ends the regime, but the move that comes back began before that end."""
+    _, res = run(two_grinds_tape(seed, pause_hours=1.5))
+    steady = [t for t in res.transitions if t.kind == "steady_flow"]
+    assert [t.event for t in steady][:3] == ["enter", "exit", "resume"], [t.to_dict() for t in steady]
+    assert sum(t.event == "enter" for t in steady) == 1
+    assert {(t.id, t.onset_ts) for t in steady} == {(steady[0].id, steady[0].onset_ts)}
 
 
 def test_quiet_random_walks_alert_rarely():

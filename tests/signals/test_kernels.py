@@ -24,7 +24,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
-                                steady_tape, tape)
+                                steady_tape, tape, two_grinds_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -263,6 +263,14 @@ def test_deleveraging_gates_identically():
     off = Thresholds(delev_activity_vol_ratio=0.0, delev_jump_quiet_seconds=0.0)
     res_off, _ = assert_same(b, EngineConfig(thresholds=off))
     assert ("G", "deleveraging") in {(t.instrument, t.kind) for t in res_off.alerts}
+
+
+def test_new_episode_or_resume_after_an_exit_identically():
+    """Within the cooldown: a move that began after the exit is a new alert, one that began before resumes."""
+    b = interleave(two_grinds_tape(1, 12, name="N"), two_grinds_tape(1, 1.5, name="R"))
+    res, _ = assert_same(b)
+    events = [(t.instrument, t.event) for t in res.transitions if t.kind == "steady_flow"]
+    assert events.count(("N", "enter")) == 2 and ("R", "resume") in events and events.count(("R", "enter")) == 1
 
 
 def test_regime_rules_under_other_thresholds():
