@@ -127,6 +127,9 @@ class Thresholds:
     delev_activity_vol_ratio: float = 1.2
     # not entered this soon after a burst-level jump: the cascade that follows news is a burst
     delev_jump_quiet_seconds: float = 180.0
+    # ... and a burst on the side that has lasted this long stands in for the 15-min flow
+    # condition: news cascades last minutes, a one-sided rout tens of minutes (inf: off)
+    delev_burst_seconds: float = 1800.0
     delev_flow_z: float = 2.0
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0

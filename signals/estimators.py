@@ -1018,8 +1018,8 @@ class RegimeMachine(Estimator):
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
       >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
       ratio >= delev_activity_vol_ratio), and 15-min flow z >=
-      delev_flow_z, all on side ``d``; to enter, no burst-level jump in the last
-      delev_jump_quiet_seconds.
+      delev_flow_z (or a burst on side ``d`` for delev_burst_seconds), all on side ``d``; to
+      enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, 10-s flow z >= burst_flow_z on side ``d``,
       and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
@@ -1109,7 +1109,9 @@ class RegimeMachine(Estimator):
                     and (s["vol_ratio_900s"] >= th.delev_vol_ratio * f
                          or (s["activity_ratio"] >= th.delev_activity_ratio * f
                              and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
-                    and s["flow_z_900s"] * d >= th.delev_flow_z * f)
+                    and (s["flow_z_900s"] * d >= th.delev_flow_z * f
+                         or (self.regime == "burst" and self.direction == d
+                             and ctx.start - self.enter_ts >= th.delev_burst_seconds * 1e9)))
         if kind == "burst":
             if ctx.warm < th.warmup_seconds:
                 return False

@@ -76,7 +76,8 @@ P_S_TFLOW, P_S_ZSTRONG, P_B_T, P_JSD = 29, 30, 31, 32          # P_JSD: smallest
 P_SURGE = 33
 P_D_AVR = 34           # the 15-min volatility ratio the activity path of deleveraging also needs
 P_D_JQ = 35            # no deleveraging entry this soon after a burst-level jump (seconds)
-NP = 36
+P_D_BS = 36           # a burst on the side that has lasted this long replaces the flow condition (seconds)
+NP = 37
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -438,13 +439,17 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
     warm = F[i, F_WARM]
     if kind == REGIME_DELEV:
         # deleveraging: fast drift, high volatility, one-sided flow; not entered in the first
-        # minutes after a news jump (a cascade then is a burst)
+        # minutes after a news jump (a cascade then is a burst). A burst on side d that has lasted
+        # P_D_BS stands in for the flow (its entry needed same-side flow): a "burst" that goes
+        # on for tens of minutes is a deleveraging, also where the tick rule signs flow poorly
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
             and (stats[S_VR + 1] >= P[P_D_VR] * f
                  or (stats[S_ACT] >= P[P_D_ACT] * f and stats[S_VR + 1] >= P[P_D_AVR] * f)) \
-            and stats[S_Z + 1] * d >= P[P_D_Z] * f
+            and (stats[S_Z + 1] * d >= P[P_D_Z] * f
+                 or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
+                     and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
     if kind == REGIME_BURST:
         # burst: a jump or a fast drift, with an activity and volatility surge, flow not against it
         if warm < P[P_WARM_S]:

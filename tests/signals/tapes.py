@@ -94,6 +94,15 @@ def news_then_delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
                        Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
 
 
+def long_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """6 h quiet, a 0.4% news jump with 2 min of same-side cascade, then 1 h of the violent slide
+    of delev_tape whose aggressors lean the other way (65% against it: buyers catching the
+    falling knife), then 30 min quiet. The 15-min flow never looks like a rout's."""
+    return tape(seed, [Seg(WARM_S), Seg(120, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,
+                                        jump=direction * 0.004),
+                       Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 - 0.15 * direction), Seg(1800)], **kw)
+
+
 def interleave(*batches: TickBatch) -> TickBatch:
     """Merge tapes of different instruments in time order (stable: equal times keep tape order)."""
     b = TickBatch.concat(list(batches))

@@ -13,13 +13,13 @@ import pytest
 
 import signals.engine
 from signals import kernels as K
-from signals.config import EngineConfig, InstrumentConfig
+from signals.config import EngineConfig, InstrumentConfig, Thresholds
 from signals.engine import Engine
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave,
-                                news_then_delev_tape, run, steady_tape, two_grinds_tape, tape)
+                                long_rout_tape, news_then_delev_tape, run, steady_tape, two_grinds_tape, tape)
 
 
 def test_engine_docstring_examples_run():
@@ -286,6 +286,23 @@ def test_deleveraging_after_news_waits_out_the_burst():
     assert jump_ts + 180 * S <= alerts[1].ts <= jump_ts + 1800 * S
     early = [t for t in _alerts(b, delev_jump_quiet_seconds=0.0) if t.kind == "deleveraging"]
     assert early and early[0].ts < alerts[1].ts
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_burst_that_goes_on_for_30_minutes_becomes_deleveraging(seed):
+    """The slide's aggressors lean against it, so the 15-min flow never reaches delev_flow_z; the
+    burst itself (entered on same-side flow) stands in for it once it has lasted 30 min."""
+    _, res = run(long_rout_tape(seed))
+    start = T0 + WARM_S * S
+    kinds = [(t.event, t.kind, t.side) for t in res.transitions if t.kind != "steady_flow"]
+    assert kinds[:3] == [("enter", "burst", "sell"), ("exit", "burst", "sell"), ("enter", "deleveraging", "sell")], kinds
+    delev = next(t for t in res.alerts if t.kind == "deleveraging")
+    assert 30 * 60 * S <= delev.ts - start <= 35 * 60 * S
+    assert delev.evidence["flow_z_900s"] > -Thresholds().delev_flow_z      # not on the flow path
+    off = EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf")))
+    _, res_off = run(long_rout_tape(seed), off)
+    assert "deleveraging" not in {t.kind for t in res_off.alerts}
+    assert [t.kind for t in res_off.alerts][:1] == ["burst"]
 
 
 def test_status_and_view_agree():

@@ -24,7 +24,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
-                                steady_tape, tape, two_grinds_tape)
+                                steady_tape, tape, two_grinds_tape, long_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -271,6 +271,16 @@ def test_new_episode_or_resume_after_an_exit_identically():
     res, _ = assert_same(b)
     events = [(t.instrument, t.event) for t in res.transitions if t.kind == "steady_flow"]
     assert events.count(("N", "enter")) == 2 and ("R", "resume") in events and events.count(("R", "enter")) == 1
+
+
+def test_long_burst_becomes_deleveraging_identically():
+    """A burst that lasts delev_burst_seconds stands in for the deleveraging flow condition; off with inf."""
+    from signals.config import Thresholds
+
+    res, _ = assert_same(long_rout_tape(1))
+    assert [t.kind for t in res.alerts][:2] == ["burst", "deleveraging"]
+    res_off, _ = assert_same(long_rout_tape(1), EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf"))))
+    assert "deleveraging" not in {t.kind for t in res_off.alerts}
 
 
 def test_regime_rules_under_other_thresholds():
