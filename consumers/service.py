@@ -664,8 +664,8 @@ def tune_gc() -> None:
     with its traceback and frames; ~16-19k objects/s measured at 100k ticks/s), so with large
     thresholds (50,000 / 20 / 100, tried first) each older-generation collection had a lot to walk
     and took 80-190 ms: the p99 tick-to-alert latency was 80-160 ms. With 5,000 / 10 / 10 the
-    collections are frequent and short; ``python benchmarks/bench_service.py`` gave p99 49-62 ms
-    in four runs on the same machine, with JSON throughput no lower.
+    collections are frequent and short; ``python benchmarks/bench_service.py`` gave p99 39-66 ms
+    in 10 of 11 runs (one at 227 ms), with JSON throughput no lower.
     """
     warm_up()
     gc.collect()

@@ -29,6 +29,21 @@ class Seg(NamedTuple):
     jump: float = 0.0         # log jump at the segment's first tick
 
 
+def grind(seconds: float, direction: int) -> Seg:
+    """A steady drift (t about 5 at 1 h) with 65% aggressors on its side."""
+    return Seg(seconds, drift=direction * 6e-6, buy=0.5 + 0.15 * direction)
+
+
+def news(seconds: float, direction: int) -> Seg:
+    """A 0.4% news jump, then ``seconds`` of 10x activity, 3x volatility, momentum and 80% same-side flow."""
+    return Seg(seconds, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction, jump=direction * 0.004)
+
+
+def slide(direction: int, buy: float) -> Seg:
+    """1 h at 4x volatility and 5x activity with a 30% slide; ``buy`` is the aggressor mix."""
+    return Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=buy)
+
+
 def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.0, sides: bool = True,
          one_per: int = 0) -> TickBatch:
     """A one-instrument tape from segments; ``one_per`` (ns) keeps at most one tick per bar that wide."""
@@ -58,26 +73,23 @@ def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.
 
 def steady_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     """6 h quiet, then 6 h of a steady drift (t about 5 at 1 h) with 65% aggressors on its side, then 4 h quiet."""
-    return tape(seed, [Seg(WARM_S), Seg(6 * 3600, drift=direction * 6e-6, buy=0.5 + 0.15 * direction),
-                       Seg(4 * 3600)], **kw)
+    return tape(seed, [Seg(WARM_S), grind(6 * 3600, direction), Seg(4 * 3600)], **kw)
 
 
 def two_grinds_tape(seed: int, pause_hours: float, direction: int = 1, **kw) -> TickBatch:
     """6 h quiet, 4 h of the steady drift of steady_tape, ``pause_hours`` flat, 4 h more of it, 1 h quiet."""
-    grind = Seg(4 * 3600, drift=direction * 6e-6, buy=0.5 + 0.15 * direction)
-    return tape(seed, [Seg(WARM_S), grind, Seg(pause_hours * 3600), grind, Seg(3600)], **kw)
+    return tape(seed, [Seg(WARM_S), grind(4 * 3600, direction), Seg(pause_hours * 3600), grind(4 * 3600, direction),
+                       Seg(3600)], **kw)
 
 
 def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     """3 h quiet, then a 0.4% jump and 4 min of 10x activity, 3x volatility, momentum and 80% same-side flow."""
-    return tape(seed, [Seg(3 * 3600), Seg(240, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,
-                                          jump=direction * 0.004), Seg(3600)], **kw)
+    return tape(seed, [Seg(3 * 3600), news(240, direction), Seg(3600)], **kw)
 
 
 def delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """6 h quiet, then 1 h at 4x volatility, 5x activity, 80% sellers and a 30% slide, then 30 min quiet."""
-    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 + 0.3 * direction),
-                       Seg(1800)], **kw)
+    return tape(seed, [Seg(WARM_S), slide(direction, buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
 
 
 def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
@@ -89,18 +101,14 @@ def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
 
 def news_then_delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """6 h quiet, a 0.4% news jump with 2 min of cascade, then the deleveraging of delev_tape."""
-    return tape(seed, [Seg(WARM_S), Seg(120, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,
-                                        jump=direction * 0.004),
-                       Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
+    return tape(seed, [Seg(WARM_S), news(120, direction), slide(direction, buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
 
 
 def long_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """6 h quiet, a 0.4% news jump with 2 min of same-side cascade, then 1 h of the violent slide
     of delev_tape whose aggressors lean the other way (65% against it: buyers catching the
     falling knife), then 30 min quiet. The 15-min flow never looks like a rout's."""
-    return tape(seed, [Seg(WARM_S), Seg(120, rate=5.0, vol=3e-4, drift=direction * 8e-5, buy=0.5 + 0.3 * direction,
-                                        jump=direction * 0.004),
-                       Seg(3600, rate=2.5, vol=4e-4, drift=direction * 1e-4, buy=0.5 - 0.15 * direction), Seg(1800)], **kw)
+    return tape(seed, [Seg(WARM_S), news(120, direction), slide(direction, buy=0.5 - 0.15 * direction), Seg(1800)], **kw)
 
 
 def interleave(*batches: TickBatch) -> TickBatch:
