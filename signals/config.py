@@ -111,6 +111,9 @@ class Thresholds:
     jump_minute_sd: float = 2.0
     # burst: a news jump, then an activity surge and a cascade of trades and drift on its side
     burst_activity_ratio: float = 4.0
+    # ... with this many trades behind the surge (10-s exponentially weighted tick count): on a
+    # sparse feed, two or three ticks that come early already read as a fourfold rate
+    burst_min_ticks: float = 8.0
     burst_vol_ratio: float = 1.3
     burst_flow_z: float = 0.5
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)

@@ -993,6 +993,7 @@ class Context(NamedTuple):
     last_jump_sign: int
     last_big_jump_ts: int               # last jump at the family-wise level
     flow_z_10s: float                   # 10-s flow imbalance z (burst cascades)
+    ticks_10s: float                    # 10-s weighted tick count behind the activity ratio
 
 
 class Event(NamedTuple):
@@ -1021,7 +1022,8 @@ class RegimeMachine(Estimator):
       delev_flow_z (or a burst on side ``d`` for delev_burst_seconds), all on side ``d``; to
       enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
-      >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, 10-s flow z >= burst_flow_z on side ``d``,
+      >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
+      least burst_min_ticks in the 10-s tick count, 10-s flow z >= burst_flow_z on side ``d``,
       and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
       one-minute standard deviations) on side ``d`` within burst_jump_window_seconds with the
       1-min drift t at least burst_drift_tstat on side ``d``.
@@ -1053,7 +1055,8 @@ class RegimeMachine(Estimator):
     ...                        "flow_z_60s", "flow_z_3600s", "vol_ratio_60s", "vol_ratio_3600s",
     ...                        "activity_ratio", "jump_z", "fingerprint_tstat"], 0.0)
     >>> stats.update(drift_tstat_900s=-6.0, vol_ratio_900s=3.0, flow_z_900s=-2.0)
-    >>> ctx = Context(10**12, 7200.0, (0.0, 0.0, 0.0, 5.0), (0, 0, 0, 4 * 10**11), NONE_TS, 0, NONE_TS, 0.0)
+    >>> ctx = Context(10**12, 7200.0, (0.0, 0.0, 0.0, 5.0), (0, 0, 0, 4 * 10**11), NONE_TS, 0, NONE_TS, 0.0,
+    ...               0.0)
     >>> rm.update(10**12, stats, ctx).get()
     [Event(event='enter', kind='deleveraging', direction=-1, ts=1000000000000, onset_ts=400000000000, alert_ts=1000000000000, score=6.0)]
 
@@ -1118,7 +1121,8 @@ class RegimeMachine(Estimator):
             if s["activity_ratio"] < th.burst_activity_ratio * f and s["vol_ratio_60s"] < th.burst_vol_ratio:
                 return False
             if f == 1.0:
-                if (s["activity_ratio"] < th.burst_activity_ratio or s["vol_ratio_60s"] < th.burst_vol_ratio
+                if (s["activity_ratio"] < th.burst_activity_ratio or ctx.ticks_10s < th.burst_min_ticks
+                        or s["vol_ratio_60s"] < th.burst_vol_ratio
                         or ctx.flow_z_10s * d < th.burst_flow_z):
                     return False
                 jump = self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d

@@ -77,7 +77,8 @@ P_SURGE = 33
 P_D_AVR = 34           # the 15-min volatility ratio the activity path of deleveraging also needs
 P_D_JQ = 35            # no deleveraging entry this soon after a burst-level jump (seconds)
 P_D_BS = 36           # a burst on the side that has lasted this long replaces the flow condition (seconds)
-NP = 37
+P_B_MIN = 37          # a burst's activity surge needs this many ticks (10-s weighted count) behind it
+NP = 38
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -457,7 +458,9 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
         if stats[S_ACT] < P[P_B_ACT] * f and stats[S_VR + 0] < P[P_B_VR]:
             return False
         if f == 1.0:
-            if stats[S_ACT] < P[P_B_ACT] or stats[S_VR + 0] < P[P_B_VR] or _flow10(F, i) * d < P[P_B_Z]:
+            # a surge is many trades: on a sparse feed one early tick is a "fourfold" rate
+            if stats[S_ACT] < P[P_B_ACT] or F[i, F_ACT_N] < P[P_B_MIN] or stats[S_VR + 0] < P[P_B_VR] \
+                    or _flow10(F, i) * d < P[P_B_Z]:
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d

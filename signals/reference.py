@@ -128,7 +128,8 @@ class Instrument:
             c.update(u, dt, bar.start)
         stats["absorption_z"] = absorption_z(stats["drift_tstat_3600s"], stats["flow_z_3600s"])
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
-                      self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get())
+                      self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
+                      self.activity.ticks)
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:

@@ -326,6 +326,17 @@ class Scenario:
     start_ts: int
     end_ts: int
 
+    def thinned(self, factor: float, *, seed: int = 0) -> "Scenario":
+        """The same market seen by a sparser feed: each tick kept with probability ``1 / factor``.
+
+        Labels, calendars and instrument-days are unchanged; a detector should lose recall on a
+        thin tape (there is less evidence), not precision.
+        """
+        if not factor >= 1:
+            raise ValueError(f"thinning factor must be >= 1, got {factor}")
+        keep = np.random.default_rng(seed).random(len(self.ticks)) < 1.0 / factor
+        return dataclasses.replace(self, ticks=self.ticks.select(keep))
+
     def write_csv(self, path: str | Path) -> None:
         """Header ``instrument,ts,price,size,side``; ts in int ns; side ``B``, ``S`` or empty."""
         with open(path, "w", encoding="utf-8", newline="") as f:

@@ -27,6 +27,7 @@ class Seg(NamedTuple):
     drift: float = 0.0
     buy: float = 0.5          # probability that a trade's aggressor is a buyer
     jump: float = 0.0         # log jump at the segment's first tick
+    even: bool = False        # exactly seconds * rate ticks, evenly spaced (else a Poisson clock)
 
 
 def grind(seconds: float, direction: int) -> Seg:
@@ -51,8 +52,12 @@ def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.
     ts, rets, sds = [], [], []
     t = 0.0
     for g in segments:
-        n = rng.poisson(g.seconds * g.rate)
-        tt = t + np.sort(rng.uniform(0, g.seconds, n))
+        if g.even:
+            n = int(round(g.seconds * g.rate))
+            tt = t + np.arange(n) / g.rate
+        else:
+            n = rng.poisson(g.seconds * g.rate)
+            tt = t + np.sort(rng.uniform(0, g.seconds, n))
         dt = np.diff(tt, prepend=t)
         r = g.drift * dt + g.vol * np.sqrt(dt) * rng.standard_normal(n)
         if n:
@@ -85,6 +90,14 @@ def two_grinds_tape(seed: int, pause_hours: float, direction: int = 1, **kw) -> 
 def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     """3 h quiet, then a 0.4% jump and 4 min of 10x activity, 3x volatility, momentum and 80% same-side flow."""
     return tape(seed, [Seg(3 * 3600), news(240, direction), Seg(3600)], **kw)
+
+
+def sparse_news_tape(seed: int, cascade_ticks: int, direction: int = 1, **kw) -> TickBatch:
+    """A feed with one tick per 20 s: 6 h quiet, a 0.4% jump and ``cascade_ticks`` same-side
+    trades one second apart, then 1 h quiet."""
+    return tape(seed, [Seg(WARM_S, rate=0.05), Seg(cascade_ticks, rate=1.0, vol=2e-4, drift=direction * 2e-4,
+                                                   buy=0.5 + 0.5 * direction, jump=direction * 0.004, even=True),
+                       Seg(3600, rate=0.05)], **kw)
 
 
 def delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:

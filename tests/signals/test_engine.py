@@ -19,7 +19,8 @@ from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave,
-                                long_rout_tape, news_then_delev_tape, run, steady_tape, two_grinds_tape, tape)
+                                long_rout_tape, news_then_delev_tape, run, sparse_news_tape, steady_tape, two_grinds_tape,
+                                tape)
 
 
 def test_engine_docstring_examples_run():
@@ -303,6 +304,19 @@ def test_a_burst_that_goes_on_for_30_minutes_becomes_deleveraging(seed):
     _, res_off = run(long_rout_tape(seed), off)
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
     assert [t.kind for t in res_off.alerts][:1] == ["burst"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_jump_and_a_few_early_ticks_on_a_sparse_feed_are_not_a_burst(seed):
+    """One tick per 20 s, then a jump and 5 same-side trades a second apart: the 10-s rate is
+    twenty times the usual one, but five trades are not a cascade (burst_min_ticks). Twenty of
+    them are. With the rule off, the five already read as a burst."""
+    start = T0 + WARM_S * S
+    assert not _alerts(sparse_news_tape(seed, 5))
+    assert [t.kind for t in _alerts(sparse_news_tape(seed, 5), burst_min_ticks=0.0)] == ["burst"]
+    hits = _alerts(sparse_news_tape(seed, 20))
+    assert [(t.kind, t.side) for t in hits] == [("burst", "buy")]
+    assert start + 10 * S <= hits[0].ts <= start + 20 * S and hits[0].onset_ts == start
 
 
 def test_status_and_view_agree():

@@ -24,7 +24,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
-                                steady_tape, tape, two_grinds_tape, long_rout_tape)
+                                sparse_news_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -281,6 +281,17 @@ def test_long_burst_becomes_deleveraging_identically():
     assert [t.kind for t in res.alerts][:2] == ["burst", "deleveraging"]
     res_off, _ = assert_same(long_rout_tape(1), EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf"))))
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
+
+
+def test_burst_needs_enough_trades_behind_its_surge_identically():
+    """On a sparse feed a jump with 5 early trades is no burst, with 20 it is; with the count rule off both are."""
+    from signals.config import Thresholds
+
+    b = interleave(sparse_news_tape(1, 5, name="FEW"), sparse_news_tape(1, 20, name="MANY"))
+    res, _ = assert_same(b)
+    assert {(t.instrument, t.kind) for t in res.alerts} == {("MANY", "burst")}
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(burst_min_ticks=0.0)))
+    assert {(t.instrument, t.kind) for t in res_off.alerts} == {("FEW", "burst"), ("MANY", "burst")}
 
 
 def test_regime_rules_under_other_thresholds():

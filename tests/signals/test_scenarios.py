@@ -331,3 +331,15 @@ def test_bad_arguments_name_what_to_fix():
         generate(seed=1, instruments=1, rates={"crash": 1.0})
     with pytest.raises(ConfigError, match="tick 200.0 must be smaller than price 100.0"):
         InstrumentSpec(name="X", price=100.0, daily_vol=0.01, tick=200.0, rate=1.0, tz="UTC", hours=("00:00", "00:00"))
+
+
+def test_thinned_keeps_a_share_of_the_ticks_and_every_label(mixed_tape):
+    thin = mixed_tape.thinned(5, seed=3)
+    n, m = len(mixed_tape.ticks), len(thin.ticks)
+    assert abs(m - n / 5) < 4 * np.sqrt(n / 5)
+    assert np.all(np.diff(thin.ticks.ts) >= 0)
+    assert np.isin(thin.ticks.ts, mixed_tape.ticks.ts).all()
+    assert thin.labels == mixed_tape.labels and thin.instrument_days == mixed_tape.instrument_days
+    assert np.array_equal(mixed_tape.thinned(5, seed=3).ticks.ts, thin.ticks.ts)
+    with pytest.raises(ValueError, match="thinning factor must be >= 1, got 0.5"):
+        mixed_tape.thinned(0.5)
