@@ -1,7 +1,7 @@
 """The numba kernel: every estimator and the regime state machine, fused into one pass per tick.
 
 State lives in two arrays indexed by instrument id: ``F`` (float64, ``NF`` columns) and ``I``
-(int64, ``NI`` columns); one instrument is 2,032 bytes. The column layout below is the snapshot
+(int64, ``NI`` columns); one instrument is 2,048 bytes. The column layout below is the snapshot
 format (bump ``LAYOUT_VERSION`` on any change). ``signals/reference.py`` is the slow,
 obviously-correct implementation of the same arithmetic; tests hold the two together.
 
@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -24,7 +24,8 @@ HORIZONS = (60.0, 900.0, 3600.0, 14400.0)
 NSTAT = 18
 
 # ---- float state columns -------------------------------------------------------------
-F_B_SUMP, F_B_N, F_B_LASTP, F_B_Q, F_B_V = 0, 1, 2, 3, 4          # open bar
+F_B_SUMP, F_B_N, F_B_Q, F_B_V = 0, 1, 3, 4                         # open bar (its last price: F_LAST_PX)
+F_NZ_S = 2                                                         # noise scale: open 15-min block's sum
 F_PREV_MEAN, F_PREV_CLOSE, F_PREV_R, F_PREV_RC = 5, 6, 7, 8        # previous bar
 F_LAST_PX, F_LAST_SIGN = 9, 10                                     # tick rule
 F_S, F_W2, F_VN, F_VD = 11, 15, 19, 23                             # drift, 4 horizons each
@@ -43,7 +44,8 @@ F_VBH_N, F_ACT_D = 200, 201                                        # HAC baselin
 F_Q10, F_U10, F_M10 = 202, 203, 204                                # 10-s flow (burst cascades)
 F_JUMP_ABS = 205                                                   # |jump_z| of the remembered burst-level jump
 F_ACT15 = 206                                                      # 15-min EW tick count (surge cap)
-NF = 207
+F_NZ_P, F_NZ_N = 207, 208                                          # noise scale: last block's sum, EW half squared differences
+NF = 209
 
 # ---- int state columns ---------------------------------------------------------------
 I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4
@@ -90,6 +92,9 @@ EV_ENTER, EV_EXIT, EV_RESUME = 1, 2, 3
 REASON_OUT_OF_ORDER = 8     # signals.ticks.REASONS index
 HALF_PI = math.pi / 2.0
 NONE_TS = np.int64(-(2 ** 62))
+NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the epoch)
+NOISE_MARGIN = 1.25                # the noise scale corrects only a clear excess of the HAC rate
+NOISE_WARM_S = 43200.0             # trading seconds of baseline before the noise scale is believed
 
 
 def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +174,6 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
             else:
                 s = F[i, F_LAST_SIGN]
         F[i, F_LAST_SIGN] = s
-        F[i, F_LAST_PX] = p
         bstart = t - t % bar_ns
         if I[i, I_TICKS] > 0 and bstart != I[i, I_BAR_START]:
             ne, ns = _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
@@ -183,7 +187,7 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
             I[i, I_BAR_START] = bstart
         F[i, F_B_SUMP] += p
         F[i, F_B_N] += 1.0
-        F[i, F_B_LASTP] = p
+        F[i, F_LAST_PX] = p
         F[i, F_B_Q] += s * size[r]
         F[i, F_B_V] += size[r]
         if not late:
@@ -205,7 +209,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
                ev_alert, ev_score, ev_stats, ne, sm_iid, sm_ts, sm_stats, sm_regime, sm_side, ns):
     nticks = F[i, F_B_N]
     mean = F[i, F_B_SUMP] / nticks
-    close = F[i, F_B_LASTP]
+    close = F[i, F_LAST_PX]
     q = F[i, F_B_Q]
     v = F[i, F_B_V]
     b = I[i, I_BAR_BUCKET]
@@ -235,6 +239,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         F[i, F_TST] *= lam
         I[i, I_DAY] = I[i, I_BAR_DAY]
     gap = (bstart - I[i, I_PREV_BAR]) * 1e-9
+    new_block = bstart // NOISE_BLOCK_NS != I[i, I_PREV_BAR] // NOISE_BLOCK_NS
     brk = gap > P[P_MAX_GAP_S]
     # trading-time clock: a closed period (session break) does not age the statistics
     dt = P[P_BAR_S] if brk else gap
@@ -292,6 +297,19 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb)
     F[i, F_WARM] += dt
 
+    # ---- noise scale: the drift-free 15-min block variance over the lag-1 HAC rate ----
+    add = 0.0
+    if new_block:
+        dblk = F[i, F_NZ_S] - F[i, F_NZ_P]
+        add = 0.5 * dblk * dblk
+        F[i, F_NZ_P] = F[i, F_NZ_S]
+        F[i, F_NZ_S] = 0.0
+    F[i, F_NZ_N] = ab * F[i, F_NZ_N] + add
+    F[i, F_NZ_S] += rt
+    nscale = 1.0
+    if F[i, F_VB_D] >= NOISE_WARM_S and vh > 0.0:
+        nscale = min(1.0, NOISE_MARGIN * (F[i, F_NZ_N] / F[i, F_VB_D]) / vh)
+
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
     a1 = math.exp(-dt / 900.0)
     bvr = F[i, F_BV_N] / F[i, F_VD + 1] if F[i, F_VD + 1] > 0.0 else 0.0
@@ -330,7 +348,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         F[i, F_VN + k] = a * F[i, F_VN + k] + x
         F[i, F_VD + k] = a * F[i, F_VD + k] + dt
         vk = F[i, F_VN + k] / F[i, F_VD + k]
-        den = max(vk, (1.0 if k == 0 else 0.25) * vh) * F[i, F_W2 + k]
+        den = max(vk, (1.0 if k == 0 else 0.25) * vh) * (1.0 if k == 0 else nscale) * F[i, F_W2 + k]
         stats[S_T + k] = F[i, F_S + k] / math.sqrt(den) if den > 0.0 else 0.0
         if k < 3:
             F[i, F_VY + k] = a * F[i, F_VY + k] + y

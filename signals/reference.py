@@ -24,7 +24,7 @@ from .config import EngineConfig
 from .engine import STAT_NAMES, BatchResult, Transition, alert_id, iso, side_name
 from .estimators import (
     HORIZONS, ActivityRatio, Baseline, Context, Cusum, DriftTStat, FlowImbalance, JumpShare, JumpTest,
-    LagOneHAC, PreAveragedBars, RegimeMachine, SameHoursFingerprint, SeasonalProfile, TickRule,
+    LagOneHAC, NoiseScale, PreAveragedBars, RegimeMachine, SameHoursFingerprint, SeasonalProfile, TickRule,
     VolatilityRatio, VolumeClockImbalance, absorption_z, truncate,
 )
 from .kernels import lee_mykland_threshold
@@ -35,6 +35,9 @@ BASELINE_CLIP = 25.0        # a bar adds at most this many times the baseline va
 VOLUME_CLOCK_S = 900.0      # the volume clock ticks once per this many seconds' normal volume
 TRUNCATE_SD = 4.0           # returns are clipped at this many local standard deviations for the drift
 SEASONAL_SURGE_CAP = 2.0    # a surge feeds the seasonal profile at most this multiple of the usual level
+NOISE_BLOCK_NS = 900 * 10**9  # blocks of the noise scale
+NOISE_MARGIN = 1.25         # the noise scale corrects only a clear excess of the HAC rate
+NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
 
 
 class Instrument:
@@ -52,6 +55,7 @@ class Instrument:
         self.seasonal = SeasonalProfile(SEASONAL_KAPPA_S, config.seasonal_day_decay, SEASONAL_SURGE_CAP)
         self.hac = LagOneHAC()
         self.baseline = Baseline(memory, BASELINE_CLIP)
+        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
                               lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,
                               th.burst_jump_window_seconds, th.jump_minute_sd)
@@ -107,12 +111,13 @@ class Instrument:
         vb = self.baseline.update(y, x, dt).get()
         vh = self.baseline.long_run()
         self.warm += dt
+        nscale = self.noise.update(r, dt, bar.start, bar.prev_start).get(vh, self.baseline.seconds)
         # the efficient price's scale for a burst's jump: long-run or local 15-min, the larger
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh
         stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start, efficient).get()
         stats["jump_share"] = self.jump_share.update(rc, dt).get()
         for k, h in enumerate(HORIZONS):
-            stats[f"drift_tstat_{h:.0f}s"] = self.drift[k].update(r, x, dt, vh).get()
+            stats[f"drift_tstat_{h:.0f}s"] = self.drift[k].update(r, x, dt, vh, 1.0 if k == 0 else nscale).get()
             if k < 3:
                 stats[f"vol_ratio_{h:.0f}s"] = self.vol_ratio[k].update(y, dt, vb).get()
             stats[f"flow_z_{h:.0f}s"] = self.flow[k].update(bar.signed_volume, bar.volume, dt).get()
@@ -147,7 +152,7 @@ class Instrument:
 
     def _estimators(self):
         yield from (("tick_rule", self.tick_rule), ("bars", self.bars), ("seasonal", self.seasonal),
-                    ("hac", self.hac), ("baseline", self.baseline), ("jumps", self.jumps),
+                    ("hac", self.hac), ("baseline", self.baseline), ("noise", self.noise), ("jumps", self.jumps),
                     ("jump_share", self.jump_share), ("volume_clock", self.volume_clock),
                     ("activity", self.activity), ("flow10", self.flow10), ("fingerprint", self.fingerprint),
                     ("regime", self.regime))

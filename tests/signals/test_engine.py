@@ -6,6 +6,7 @@ jump), so every test states the regime it plants and checks what the engine make
 """
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import struct
 import numpy as np
@@ -14,7 +15,8 @@ import pytest
 import signals.engine
 from signals import kernels as K
 from signals.config import EngineConfig, InstrumentConfig, Thresholds
-from signals.engine import Engine
+from signals.engine import STAT_NAMES, Engine
+from signals.scenarios import CATALOGUE, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
@@ -222,6 +224,30 @@ def test_quiet_random_walks_alert_rarely():
             alerts += res.alerts
     assert len(alerts) <= 5, [t.to_dict() for t in alerts]
 
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_slow_drift_tstats_stay_standard_normal_on_a_coarse_tick_grid(seed):
+    """Quiet markets on a tick grid five times coarser than the catalogue's (a tick is about two
+    one-minute standard deviations, like a Treasury future). The per-second HAC rate there
+    counts noise that persists for minutes, so without the noise scale the 1-h drift
+    t-statistic has a standard deviation of about 0.6 and a real grind reads at half its
+    strength; with it, about 0.85, and the 15-min one about 1."""
+    names = ("BUND", "DXY", "UST10Y")
+    specs = [dataclasses.replace(CATALOGUE[n], tick=CATALOGUE[n].tick * 5) for n in names]
+    sc = generate(seed=seed, instruments=specs, days=10, rates={})
+    eng = Engine(sc.config)
+    parts = [eng.process(sc.ticks.select(slice(lo, lo + 200_000)), sample_every_seconds=60).samples
+             for lo in range(0, len(sc.ticks), 200_000)]
+    inst = np.concatenate([p.instrument for p in parts])
+    ts = np.concatenate([p.ts for p in parts])
+    stats = np.concatenate([p.stats for p in parts])
+    late = ts > ts.min() + 3 * 86400 * S                 # once the noise scale has its baseline
+    for name in names:
+        sel = (inst == name) & late
+        sd_15m = stats[sel, STAT_NAMES.index("drift_tstat_900s")].std()
+        sd_1h = stats[sel, STAT_NAMES.index("drift_tstat_3600s")].std()
+        assert 0.85 <= sd_15m <= 1.2 and 0.75 <= sd_1h <= 1.2, (name, sd_15m, sd_1h)
 
 def test_invert_instrument_reports_sell_for_a_rising_yield():
     cfg = EngineConfig(instruments={"UST10Y": InstrumentConfig(invert=True)})

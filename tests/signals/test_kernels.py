@@ -7,6 +7,7 @@ the kernel's column layout by :func:`reference_rows`, so a new or moved column f
 """
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 import math
@@ -22,6 +23,7 @@ from signals import kernels as K
 from signals.config import Calendar, EngineConfig, InstrumentConfig
 from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
+from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
                                 sparse_news_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
@@ -34,7 +36,8 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     F = np.zeros(K.NF)
     I = np.zeros(K.NI, np.int64)
     b, rm, jt, js, vc = inst.bars, inst.regime, inst.jumps, inst.jump_share, inst.volume_clock
-    F[[K.F_B_SUMP, K.F_B_N, K.F_B_LASTP, K.F_B_Q, K.F_B_V]] = b.sum_price, b.ticks, b.last_price, b.signed_volume, b.volume
+    F[[K.F_B_SUMP, K.F_B_N, K.F_B_Q, K.F_B_V]] = b.sum_price, b.ticks, b.signed_volume, b.volume
+    assert b.ticks == 0 or b.last_price == inst.tick_rule.last_price    # one column holds both
     F[[K.F_PREV_MEAN, K.F_PREV_CLOSE, K.F_PREV_R, K.F_PREV_RC]] = b.prev_mean, b.prev_close, inst.hac.prev_r, jt.prev_abs
     F[[K.F_LAST_PX, K.F_LAST_SIGN]] = inst.tick_rule.last_price, inst.tick_rule.sign
     for k in range(K.NH):
@@ -44,6 +47,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     for k in range(3):
         F[K.F_VY + k] = inst.vol_ratio[k].level
     F[[K.F_VB_N, K.F_VBH_N, K.F_VB_D]] = inst.baseline.level_num, inst.baseline.hac_num, inst.baseline.seconds
+    F[[K.F_NZ_S, K.F_NZ_P, K.F_NZ_N]] = inst.noise.block_sum, inst.noise.prev_sum, inst.noise.num
     F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_ABS]] = jt.bipower, js.rv, js.bv, jt.last_abs
     F[[K.F_QV, K.F_UV, K.F_MV, K.F_VOLR]] = vc.signed, vc.volume, vc.mean_sq, vc.volume_rate
     F[[K.F_ACT_N, K.F_ACT_D, K.F_ACT15]] = inst.activity.ticks, inst.activity.seconds, inst.activity.slow_ticks
@@ -355,4 +359,27 @@ def test_long_run_variance_is_unbiased_on_a_random_walk(rate):
     F, _ = eng.state_rows("X")
     assert F[K.F_VBH_N] / F[K.F_VB_D] == pytest.approx(1e-8, rel=0.1)
     assert F[K.F_VB_N] / F[K.F_VB_D] == pytest.approx(1e-8, rel=0.1)
+    # without noise the 15-min blocks see the same rate, so the noise scale leaves it alone
+    assert F[K.F_VB_D] >= K.NOISE_WARM_S
+    assert F[K.F_NZ_N] / F[K.F_VB_D] == pytest.approx(1e-8, rel=0.35)
 
+
+
+def coarse_tick_tape(seed: int, days: int = 3):
+    """A quiet BUND on a tick grid five times coarser than the catalogue's: one tick is about two
+    one-minute standard deviations, and a run of same-side trades holds the price at the bid or
+    the ask for minutes (noise that one lag of autocovariance does not remove)."""
+    spec = dataclasses.replace(CATALOGUE["BUND"], tick=CATALOGUE["BUND"].tick * 5)
+    return generate(seed=seed, instruments=[spec], days=days, rates={})
+
+
+def test_noise_scale_on_a_coarse_tick_grid_identically():
+    sc = coarse_tick_tape(11)
+    assert_same(sc.ticks, sc.config)
+    eng = Engine(sc.config)
+    eng.process(sc.ticks)
+    F, _ = eng.state_rows("BUND")
+    seconds = F[K.F_VB_D]
+    vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
+    assert seconds >= K.NOISE_WARM_S                                   # the factor is in use ...
+    assert K.NOISE_MARGIN * F[K.F_NZ_N] / seconds / vh < 0.8            # ... and corrects
