@@ -44,13 +44,17 @@ def main(argv=None) -> int:
     p.add_argument("--first-seed", type=int, default=1,
                    help="first labelled seed (default 1); e.g. 21 keeps the sweep off evaluate.py's seeds 1-4")
     p.add_argument("--thin", type=float, default=1.0, metavar="K", help="keep one tick in K at random (default: 1)")
+    p.add_argument("--tick-scale", type=float, default=1.0, metavar="K",
+                   help="multiply every tick size by K (a coarser price grid; default: 1)")
     a = p.parse_args(argv)
     grid = {}
     for item in a.set:
         key, _, vals = item.partition("=")
         grid[key] = [float(v) for v in vals.split(",")]
-    nulls = [generate(seed=99 + a.first_seed + s, instruments=a.instruments, days=a.days, rates=NULL_RATES) for s in range(a.seeds)]
-    labelled = [generate(seed=a.first_seed + s, instruments=a.instruments, days=a.days) for s in range(a.seeds)]
+    nulls = [generate(seed=99 + a.first_seed + s, instruments=a.instruments, days=a.days, rates=NULL_RATES,
+                      tick_scale=a.tick_scale) for s in range(a.seeds)]
+    labelled = [generate(seed=a.first_seed + s, instruments=a.instruments, days=a.days, tick_scale=a.tick_scale)
+                for s in range(a.seeds)]
     if a.thin > 1:
         nulls = [sc.thinned(a.thin, seed=i) for i, sc in enumerate(nulls)]
         labelled = [sc.thinned(a.thin, seed=100 + i) for i, sc in enumerate(labelled)]

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/evaluate.py                    # generated scenario set -> engine -> table per kind
     python benchmarks/evaluate.py --null             # control tapes only: false alerts per instrument-day
     python benchmarks/evaluate.py --thin 5           # the same markets through a feed with 1 tick in 5
+    python benchmarks/evaluate.py --tick-scale 5     # the same markets on a price grid 5x coarser
     python benchmarks/evaluate.py --alerts A.jsonl --labels L.jsonl [--instrument-days N]
                                                      # score any detector's alerts (replay --alerts-out)
     python benchmarks/evaluate.py --write-scenario DIR --seed 3
@@ -45,11 +46,12 @@ def run_engine(sc: Scenario) -> tuple[list[Alert], float]:
     return alerts, time.perf_counter() - t0
 
 
-def evaluate_set(seeds, *, instruments: int, days: int, rates=None, thin: float = 1.0) -> tuple[Report, dict]:
+def evaluate_set(seeds, *, instruments: int, days: int, rates=None, thin: float = 1.0,
+                 tick_scale: float = 1.0) -> tuple[Report, dict]:
     report, stats = None, Counter()
     for seed in seeds:
         t0 = time.perf_counter()
-        sc = generate(seed=seed, instruments=instruments, days=days, rates=rates)
+        sc = generate(seed=seed, instruments=instruments, days=days, rates=rates, tick_scale=tick_scale)
         if thin > 1:
             sc = sc.thinned(thin, seed=seed)
         stats["generate_s"] += time.perf_counter() - t0
@@ -121,6 +123,8 @@ def main(argv=None) -> int:
     p.add_argument("--instruments", type=int, default=8, help="instruments per tape (default: 8)")
     p.add_argument("--thin", type=float, default=1.0, metavar="K",
                    help="keep one tick in K at random (a sparser feed of the same market; default: 1)")
+    p.add_argument("--tick-scale", type=float, default=1.0, metavar="K",
+                   help="multiply every tick size by K (a coarser price grid of the same market; default: 1)")
     p.add_argument("--null", action="store_true", help="control tapes only: false alerts per instrument-day per kind")
     p.add_argument("--write-scenario", metavar="DIR", help="write tape.csv, labels.jsonl, config.toml for --seed and exit")
     args = p.parse_args(argv)
@@ -128,7 +132,7 @@ def main(argv=None) -> int:
     if args.write_scenario:
         out = Path(args.write_scenario)
         out.mkdir(parents=True, exist_ok=True)
-        sc = generate(seed=args.seed, instruments=args.instruments, days=args.days)
+        sc = generate(seed=args.seed, instruments=args.instruments, days=args.days, tick_scale=args.tick_scale)
         if args.thin > 1:
             sc = sc.thinned(args.thin, seed=args.seed)
         sc.write_csv(out / "tape.csv")
@@ -153,12 +157,13 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     null_seeds = range(args.seed + 1000, args.seed + 1000 + args.null_scenarios)
     null_report, null_stats = evaluate_set(null_seeds, instruments=args.instruments, days=args.days, rates=NULL_RATES,
-                                            thin=args.thin)
+                                            thin=args.thin, tick_scale=args.tick_scale)
     print_set("control tapes", null_report, null_stats)
     print(null_table(null_report, null_stats["instrument_days"]))
     if not args.null:
         seeds = range(args.seed, args.seed + args.scenarios)
-        report, stats = evaluate_set(seeds, instruments=args.instruments, days=args.days, thin=args.thin)
+        report, stats = evaluate_set(seeds, instruments=args.instruments, days=args.days, thin=args.thin,
+                                     tick_scale=args.tick_scale)
         print_set("episode tapes", report, stats)
         report = report + null_report
         print("\n== all tapes (false alerts per instrument-day over both sets)")

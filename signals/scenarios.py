@@ -394,7 +394,7 @@ class Scenario:
 
 def generate(*, seed: int, instruments: int | Sequence[str | InstrumentSpec] = 6, days: int = 5,
              start: str = "2025-04-07", rates: Mapping[str, float] | None = None,
-             episodes: Sequence[Episode] = (), watch: bool = False) -> Scenario:
+             episodes: Sequence[Episode] = (), watch: bool = False, tick_scale: float = 1.0) -> Scenario:
     """Generate a labelled tape.
 
     Parameters
@@ -417,6 +417,10 @@ def generate(*, seed: int, instruments: int | Sequence[str | InstrumentSpec] = 6
         Episodes placed by hand (random ones are placed around them).
     watch : bool
         Mark every instrument ``watch = true`` in the returned config.
+    tick_scale : float
+        Multiply every instrument's tick size: the same market on a coarser price grid (at 5 a
+        tick is about two one-minute standard deviations, as on a Treasury future). Labels do
+        not change.
 
     Returns
     -------
@@ -434,7 +438,11 @@ def generate(*, seed: int, instruments: int | Sequence[str | InstrumentSpec] = 6
         raise ConfigError(f"rates has unknown kinds {sorted(unknown)}; allowed: {', '.join(DEFAULT_RATES)}")
     if any(not (v >= 0) for v in rates.values()):
         raise ConfigError(f"rates must be >= 0 per instrument-day, got {rates}")
+    if not (isinstance(tick_scale, (int, float)) and tick_scale > 0):
+        raise ConfigError(f"tick_scale must be a number > 0, got {tick_scale!r}")
     specs = _resolve_instruments(instruments, seed)
+    if tick_scale != 1:
+        specs = [dataclasses.replace(s, tick=s.tick * tick_scale) for s in specs]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"instrument names must be unique, got {names}")

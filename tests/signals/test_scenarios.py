@@ -343,3 +343,16 @@ def test_thinned_keeps_a_share_of_the_ticks_and_every_label(mixed_tape):
     assert np.array_equal(mixed_tape.thinned(5, seed=3).ticks.ts, thin.ticks.ts)
     with pytest.raises(ValueError, match="thinning factor must be >= 1, got 0.5"):
         mixed_tape.thinned(0.5)
+
+
+def test_tick_scale_puts_the_same_market_on_a_coarser_grid():
+    fine = generate(seed=3, instruments=["BUND", "DXY"], days=2)
+    coarse = generate(seed=3, instruments=["BUND", "DXY"], days=2, tick_scale=5)
+    assert coarse.labels == fine.labels and np.array_equal(coarse.ticks.ts, fine.ticks.ts)
+    for k, spec in enumerate(coarse.specs):
+        assert spec.tick == pytest.approx(5 * CATALOGUE[spec.name].tick)
+        px = coarse.ticks.price[coarse.ticks.code == k]
+        assert np.allclose(px / spec.tick, np.round(px / spec.tick), atol=1e-6)
+        assert len(np.unique(px)) < len(np.unique(fine.ticks.price[fine.ticks.code == k])) / 2
+    with pytest.raises(ConfigError, match="tick_scale must be a number > 0, got 0"):
+        generate(seed=1, instruments=1, tick_scale=0)
