@@ -14,6 +14,7 @@ import pytest
 
 from consumers.service import Service, ServiceConfig, ServiceError, start_offset
 from consumers.state import CheckpointStore, Claim, WriteResult, connect
+from signals import kernels as K
 from signals.engine import Engine
 from tests.servers import (assert_same_state, checkpointed_engine, publish_ticks, transitions_in_topic,
                            wait_for)
@@ -276,6 +277,38 @@ def test_a_checkpoint_of_a_vanished_topic_fails_or_resets_by_policy(kafka_broker
     assert "CRITICAL consumers.service:" in resetting.log()
     assert "resetting partition" in resetting.log()
 
+
+
+def test_a_checkpoint_of_another_state_layout_stops_the_service_with_what_to_delete(
+        kafka_broker, redis_server, regime_tape, unique_name, service_factory):
+    """An upgrade that changes the engine's state layout (``LAYOUT_VERSION``) cannot read the old
+    checkpoints: the service must stop and name the keys to delete, never start from a blank or
+    misread state; once they are deleted it rebuilds the partition from the reset policy."""
+    topic, group, alerts = unique_name("ticks"), unique_name("group"), unique_name("alerts")
+    kafka_broker.create_topic(topic, 1)
+    publish_ticks(kafka_broker.bootstrap, topic, regime_tape.ticks.select(slice(0, 3000)))
+    args = ["--bootstrap-servers", kafka_broker.bootstrap, "--topic", topic, "--group-id", group,
+            "--redis-url", redis_server.url, "--alerts-topic", alerts, "--config", str(regime_tape.config_path),
+            "--metrics-port", "-1", "--session-timeout-ms", "3000", "--heartbeat-interval-ms", "1000",
+            "--exit-when-idle", "1"]
+    assert service_factory(args).wait(60) == 0
+    store = CheckpointStore(connect(redis_server.url), group=group, topic=topic)
+    client = connect(redis_server.url)
+    epoch_key, state_key = store.keys(0)[:2]
+    blob = client.get(state_key)
+    assert blob[:4] == b"TWS" + bytes([K.LAYOUT_VERSION])
+    client.set(state_key, b"TWS" + bytes([K.LAYOUT_VERSION - 1]) + blob[4:])      # written by the old version
+
+    stopped = service_factory(args)
+    assert stopped.wait(60) == 2
+    log = stopped.log()
+    assert f"the checkpoint of partition 0 cannot be restored: snapshot layout b'TWS' v{K.LAYOUT_VERSION - 1}" in log, log
+    assert f"Delete the keys {', '.join(store.keys(0))}" in log
+
+    client.delete(*store.keys(0))
+    rebuilt = service_factory(args)
+    assert rebuilt.wait(60) == 0, rebuilt.log_tail()
+    assert client.get(state_key)[:4] == b"TWS" + bytes([K.LAYOUT_VERSION])
 
 def _claim(offset, meta=None):
     return Claim(partition=4, token=7, state=b"", offset=offset, meta=meta or {})
