@@ -134,6 +134,9 @@ class Thresholds:
     # condition: news cascades last minutes, a one-sided rout tens of minutes (inf: off)
     delev_burst_seconds: float = 1800.0
     delev_flow_z: float = 2.0
+    # ... or the same on the volume clock (flow_z_volume: one unit is 15 minutes' usual volume;
+    # a rout trades several times that, and a sparse feed's 15-min flow z is noisy; inf: off)
+    delev_flow_z_volume: float = 2.5
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0

@@ -1105,8 +1105,9 @@ class RegimeMachine(Estimator):
 
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
       >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
-      ratio >= delev_activity_vol_ratio), and 15-min flow z >=
-      delev_flow_z (or a burst on side ``d`` for delev_burst_seconds), all on side ``d``; to
+      ratio >= delev_activity_vol_ratio), and 15-min flow z >= delev_flow_z (or volume-clock
+      flow z >= delev_flow_z_volume, or a burst on side ``d`` for delev_burst_seconds), all on
+      side ``d``; to
       enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
@@ -1200,6 +1201,7 @@ class RegimeMachine(Estimator):
                          or (s["activity_ratio"] >= th.delev_activity_ratio * f
                              and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
                     and (s["flow_z_900s"] * d >= th.delev_flow_z * f
+                         or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f
                          or (self.regime == "burst" and self.direction == d
                              and ctx.start - self.enter_ts >= th.delev_burst_seconds * 1e9)))
         if kind == "burst":

@@ -80,7 +80,8 @@ P_D_AVR = 34           # the 15-min volatility ratio the activity path of deleve
 P_D_JQ = 35            # no deleveraging entry this soon after a burst-level jump (seconds)
 P_D_BS = 36           # a burst on the side that has lasted this long replaces the flow condition (seconds)
 P_B_MIN = 37          # a burst's activity surge needs this many ticks (10-s weighted count) behind it
-NP = 38
+P_D_ZV = 38           # deleveraging's flow condition on the volume clock (or the 15-min flow z)
+NP = 39
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -457,7 +458,9 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
         return False
     warm = F[i, F_WARM]
     if kind == REGIME_DELEV:
-        # deleveraging: fast drift, high volatility, one-sided flow; not entered in the first
+        # deleveraging: fast drift, high volatility, one-sided flow (15-min clock or volume clock:
+        # a rout trades several times the usual volume, so 15 minutes of flow is then a few
+        # minutes of wall time, and a sparse feed's 15-min z is too noisy); not entered in the first
         # minutes after a news jump (a cascade then is a burst). A burst on side d that has lasted
         # P_D_BS stands in for the flow (its entry needed same-side flow): a "burst" that goes
         # on for tens of minutes is a deleveraging, also where the tick rule signs flow poorly
@@ -466,7 +469,7 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
             and (stats[S_VR + 1] >= P[P_D_VR] * f
                  or (stats[S_ACT] >= P[P_D_ACT] * f and stats[S_VR + 1] >= P[P_D_AVR] * f)) \
-            and (stats[S_Z + 1] * d >= P[P_D_Z] * f
+            and (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
                  or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
                      and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
     if kind == REGIME_BURST:

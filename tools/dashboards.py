@@ -264,8 +264,10 @@ def instrument() -> str:
                         f"+-{TH.steady_tstat}, deleveraging 15-min +-{TH.delev_tstat} (default thresholds)."))
         .with_panel(series(
             "Order-flow imbalance z-score", query(f"max by (horizon) (tapewatch_flow_imbalance_zscore{sel})", "{{horizon}}"),
-            lines=symmetric_lines(TH.steady_flow_z),
-            description=f"Signed aggressor-flow imbalance; lines at +-{TH.steady_flow_z} (steady flow)."))
+            lines=symmetric_lines(TH.steady_flow_z, TH.delev_flow_z, TH.delev_flow_z_volume),
+            description=f"Signed aggressor-flow imbalance; lines at +-{TH.steady_flow_z} (steady flow, 1 h), "
+                        f"+-{TH.delev_flow_z} (deleveraging, 15 min) and +-{TH.delev_flow_z_volume} "
+                        f"(deleveraging, volume clock)."))
         .with_panel(series(
             "Volatility ratio", query(f"max by (horizon) (tapewatch_volatility_ratio{sel})", "{{horizon}}"),
             lines=thresholds((None, "transparent"), (TH.steady_vol_ratio_max, "yellow"), (TH.burst_vol_ratio, "orange"),

@@ -124,6 +124,18 @@ def long_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     return tape(seed, [Seg(WARM_S), news(120, direction), slide(direction, buy=0.5 - 0.15 * direction), Seg(1800)], **kw)
 
 
+
+def sparse_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """A thin feed (one trade every 6 s), then the violent slide of delev_tape at a third of its
+    rate, with 60% of the aggressors on its side and trades three times the usual size, then
+    30 min quiet. Its one-sided volume shows within minutes on the volume clock; the 15-min flow
+    z, diluted by the quiet minutes before and built on few trades, lags far behind."""
+    b = tape(seed, [Seg(WARM_S, rate=0.5 / 3), Seg(3600, rate=2.5 / 3, vol=4e-4, drift=direction * 1e-4,
+                                                   buy=0.5 + 0.1 * direction), Seg(1800, rate=0.5 / 3)], **kw)
+    rout = (b.ts >= T0 + WARM_S * S) & (b.ts < T0 + (WARM_S + 3600) * S)
+    return TickBatch.from_columns([kw.get("name", "X")] * len(b), b.ts, b.price,
+                                  np.where(rout, 3 * b.size, b.size), b.side if kw.get("sides", True) else None)
+
 def interleave(*batches: TickBatch) -> TickBatch:
     """Merge tapes of different instruments in time order (stable: equal times keep tape order)."""
     b = TickBatch.concat(list(batches))

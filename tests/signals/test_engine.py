@@ -21,7 +21,7 @@ from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave,
-                                long_rout_tape, news_then_delev_tape, run, sparse_news_tape, steady_tape, two_grinds_tape,
+                                long_rout_tape, news_then_delev_tape, run, sparse_news_tape, sparse_rout_tape, steady_tape, two_grinds_tape,
                                 tape)
 
 
@@ -331,6 +331,25 @@ def test_a_burst_that_goes_on_for_30_minutes_becomes_deleveraging(seed):
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
     assert [t.kind for t in res_off.alerts][:1] == ["burst"]
 
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_rout_on_a_thin_feed_is_called_on_the_volume_clock(seed):
+    """A slide with 60% sellers trading three times the usual size, on a feed with a trade every
+    6 s: the 15-min flow z stays under delev_flow_z for minutes, the volume-clock flow z (one
+    unit: 15 minutes of usual volume) passes delev_flow_z_volume. With that path off the same
+    rout is called later (seed 2: after 53 minutes instead of 6)."""
+    start = T0 + WARM_S * S
+    _, res = run(sparse_rout_tape(seed))
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    assert [(t.kind, t.side) for t in delev[:1]] == [("deleveraging", "sell")]
+    assert delev[0].ts - start <= 10 * 60 * S
+    assert delev[0].evidence["flow_z_900s"] > -Thresholds().delev_flow_z              # on the volume path
+    assert delev[0].evidence["flow_z_volume"] <= -Thresholds().delev_flow_z_volume
+    off = EngineConfig(thresholds=Thresholds(delev_flow_z_volume=float("inf")))
+    _, res_off = run(sparse_rout_tape(seed), off)
+    later = [t for t in res_off.alerts if t.kind == "deleveraging"]
+    assert later and later[0].ts > delev[0].ts
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_jump_and_a_few_early_ticks_on_a_sparse_feed_are_not_a_burst(seed):

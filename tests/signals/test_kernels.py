@@ -26,7 +26,7 @@ from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
-                                sparse_news_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
+                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -286,6 +286,16 @@ def test_long_burst_becomes_deleveraging_identically():
     res_off, _ = assert_same(long_rout_tape(1), EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf"))))
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
 
+
+
+def test_rout_on_the_volume_clock_identically():
+    """Deleveraging's flow condition also passes on the volume clock; off with inf (then later)."""
+    from signals.config import Thresholds
+
+    res, _ = assert_same(sparse_rout_tape(2))
+    res_off, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(delev_flow_z_volume=float("inf"))))
+    first = [next(t.ts for t in r.alerts if t.kind == "deleveraging") for r in (res, res_off)]
+    assert first[0] < first[1] - 30 * 60 * S
 
 def test_burst_needs_enough_trades_behind_its_surge_identically():
     """On a sparse feed a jump with 5 early trades is no burst, with 20 it is; with the count rule off both are."""
