@@ -375,7 +375,7 @@ def test_long_run_variance_is_unbiased_on_a_random_walk(rate):
 
 
 
-def coarse_tick_tape(seed: int, days: int = 3):
+def coarse_tick_tape(seed: int, days: int = 2):
     """A quiet BUND on a tick grid five times coarser than the catalogue's: one tick is about two
     one-minute standard deviations, and a run of same-side trades holds the price at the bid or
     the ask for minutes (noise that one lag of autocovariance does not remove)."""
