@@ -143,12 +143,15 @@ class Thresholds:
     # steady flow: slow persistent drift in normal or low volatility
     steady_tstat: float = 3.5
     steady_tstat_slow: float = 2.5
-    steady_vol_ratio_max: float = 1.6
+    steady_vol_ratio_max: float = 1.6      # on the 15-min and the 1-h volatility ratio
     steady_flow_z: float = 1.0
     steady_tstat_flow: float = 3.0          # drift t needed when |flow z| >= steady_flow_z_strong
     steady_flow_z_strong: float = 2.0
     steady_fingerprint_tstat: float = 2.0
     steady_jump_quiet_seconds: float = 1800.0
+    # ... and this long after a deleveraging exit: the rout's drift is still in the 1-h and 4-h
+    # windows, and its tail would read as a grind on its side
+    steady_after_deleveraging_seconds: float = 7200.0
     steady_enter_seconds: float = 300.0
     steady_exit_seconds: float = 1800.0
     steady_cooldown_seconds: float = 108000.0

@@ -146,6 +146,7 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_VCLOCK_S] = 900.0
     P[K.P_JUMP_WINDOW_S] = th.burst_jump_window_seconds
     P[K.P_STEADY_QUIET_S] = th.steady_jump_quiet_seconds
+    P[K.P_S_DQ] = th.steady_after_deleveraging_seconds
     P[K.P_B_Z] = th.burst_flow_z
     P[K.P_D_ACT] = th.delev_activity_ratio
     P[K.P_D_AVR] = th.delev_activity_vol_ratio

@@ -1115,8 +1115,9 @@ class RegimeMachine(Estimator):
       and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
       one-minute standard deviations) on side ``d`` within burst_jump_window_seconds with the
       1-min drift t at least burst_drift_tstat on side ``d``.
-    * ``steady_flow``: after the steady warm-up, 1-h volatility ratio <= steady_vol_ratio_max,
-      no significant jump and no burst or deleveraging exit within steady_jump_quiet_seconds,
+    * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
+      1-h volatility ratios <= steady_vol_ratio_max, no significant jump and no burst exit within
+      steady_jump_quiet_seconds, no deleveraging exit within steady_after_deleveraging_seconds,
       and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with
       1-h t >= steady_tstat_flow and 4-h t >= steady_tstat_slow scaled alike, or a drift (1-h t
       >= steady_tstat and 4-h t >= steady_tstat_slow) with corroboration (|1-h flow z| >=
@@ -1217,12 +1218,18 @@ class RegimeMachine(Estimator):
                 jump = self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d
                 return jump and s["drift_tstat_60s"] * d >= th.burst_drift_tstat
             return True
-        if ctx.warm < th.steady_warmup_seconds or s["vol_ratio_3600s"] > th.steady_vol_ratio_max / f:
+        # not during a burst or deleveraging: a rout's drift is still in the 1-h and 4-h windows
+        # when it ends, and a steady candidate that grew under it would be entered at its exit
+        if self.regime in ("burst", "deleveraging") or ctx.warm < th.steady_warmup_seconds \
+                or max(s["vol_ratio_900s"], s["vol_ratio_3600s"]) > th.steady_vol_ratio_max / f:
             return False
         quiet_ns = th.steady_jump_quiet_seconds * 1e9
-        for last in (ctx.last_big_jump_ts, self.last_exit["burst"][0], self.last_exit["deleveraging"][0]):
+        for last in (ctx.last_big_jump_ts, self.last_exit["burst"][0]):
             if last != NONE_TS and ctx.start - last <= quiet_ns:
                 return False
+        last = self.last_exit["deleveraging"][0]    # a rout's drift stays in the slow windows for hours
+        if last != NONE_TS and ctx.start - last <= max(quiet_ns, th.steady_after_deleveraging_seconds * 1e9):
+            return False
         t1, t4, z1 = s["drift_tstat_3600s"] * d, s["drift_tstat_14400s"] * d, abs(s["flow_z_3600s"])
         # strong flow, aggressive or absorbed, lowers the price evidence needed
         if (z1 >= th.steady_flow_z_strong * f and t1 >= th.steady_tstat_flow * f

@@ -81,7 +81,8 @@ P_D_JQ = 35            # no deleveraging entry this soon after a burst-level jum
 P_D_BS = 36           # a burst on the side that has lasted this long replaces the flow condition (seconds)
 P_B_MIN = 37          # a burst's activity surge needs this many ticks (10-s weighted count) behind it
 P_D_ZV = 38           # deleveraging's flow condition on the volume clock (or the 15-min flow z)
-NP = 39
+P_S_DQ = 39           # no steady flow entry this soon after a deleveraging exit (seconds)
+NP = 40
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -487,14 +488,20 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d
             return jump and stats[S_T + 0] * d >= P[P_B_T]
         return True
-    # steady flow: slow drift on two horizons, normal volatility, no recent jump or fast regime,
-    # and corroboration from order flow (aggressive or absorbed) or the same-hours fingerprint
-    if warm < P[P_WARM_SLOW_S] or stats[S_VR + 2] > P[P_S_VRMAX] / f:
+    # steady flow: slow drift on two horizons, normal volatility (15 min and 1 h), no recent jump
+    # or fast regime, and corroboration from order flow (aggressive or absorbed) or the same-hours
+    # fingerprint. Never during a burst or deleveraging: a rout's drift is still in the 1-h and
+    # 4-h windows when it ends, and a candidate grown under it would be entered at its exit
+    if I[i, I_REGIME] >= REGIME_BURST or warm < P[P_WARM_SLOW_S] \
+            or max(stats[S_VR + 1], stats[S_VR + 2]) > P[P_S_VRMAX] / f:
         return False
     quiet_ns = P[P_STEADY_QUIET_S] * 1e9
-    for last in (I[i, I_LAST_BIGJUMP_TS], I[i, I_LX_TS + 1], I[i, I_LX_TS + 2]):
+    for last in (I[i, I_LAST_BIGJUMP_TS], I[i, I_LX_TS + 1]):
         if last != NONE_TS and bstart - last <= quiet_ns:
             return False
+    # a rout's drift stays in the 1-h and 4-h windows for hours after it ends
+    if I[i, I_LX_TS + 2] != NONE_TS and bstart - I[i, I_LX_TS + 2] <= max(quiet_ns, P[P_S_DQ] * 1e9):
+        return False
     t1, t4, z1 = stats[S_T + 2] * d, stats[S_T + 3] * d, abs(stats[S_Z + 2])
     # strong one-sided flow (aggressive children) or strong flow against the price (absorbed
     # passive children) lowers the price evidence needed

@@ -124,6 +124,12 @@ def long_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     return tape(seed, [Seg(WARM_S), news(120, direction), slide(direction, buy=0.5 - 0.15 * direction), Seg(1800)], **kw)
 
 
+def rout_then_quiet_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """6 h quiet, then 1 h at 2.5x volatility, 5x activity, 70% sellers and a 14% slide, then 4 h
+    of a quiet random walk: nothing after the rout is a grind."""
+    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=2.5e-4, drift=direction * 4e-5, buy=0.5 + 0.2 * direction),
+                       Seg(4 * 3600)], **kw)
+
 
 def sparse_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """A thin feed (one trade every 6 s), then the violent slide of delev_tape at a third of its

@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
                                 long_rout_tape, news_then_delev_tape, run, sparse_news_tape, sparse_rout_tape, steady_tape, two_grinds_tape,
                                 tape)
 
@@ -331,6 +331,26 @@ def test_a_burst_that_goes_on_for_30_minutes_becomes_deleveraging(seed):
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
     assert [t.kind for t in res_off.alerts][:1] == ["burst"]
 
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_tail_of_a_rout_is_not_steady_flow(seed):
+    """Four quiet hours after a one-hour rout: its drift is still in the 1-h and 4-h windows, so
+    the slow t-statistics stay far above steady_tstat. Without steady_after_deleveraging_seconds
+    (set to steady_jump_quiet_seconds) that tail is called steady flow on the rout's side; with
+    both rules off, the steady candidate that grew during the rout is entered on the very bar
+    the deleveraging exits."""
+    b = rout_then_quiet_tape(seed)
+    _, res = run(b)
+    assert [(t.event, t.kind) for t in res.transitions] == [("enter", "deleveraging"), ("exit", "deleveraging")]
+    th = Thresholds()
+    short = _alerts(b, steady_after_deleveraging_seconds=th.steady_jump_quiet_seconds)
+    assert [(t.kind, t.side) for t in short][-1] == ("steady_flow", "sell")
+    _, res = run(b, EngineConfig(thresholds=Thresholds(steady_after_deleveraging_seconds=0.0,
+                                                       steady_jump_quiet_seconds=0.0)))
+    exit_ts = next(t.ts for t in res.transitions if t.event == "exit" and t.kind == "deleveraging")
+    steady = [t for t in res.alerts if t.kind == "steady_flow"]
+    assert steady and steady[0].ts > exit_ts + th.steady_enter_seconds * S    # a new candidate, not one grown in the rout
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
