@@ -353,6 +353,32 @@ def test_the_tail_of_a_rout_is_not_steady_flow(seed):
     assert steady and steady[0].ts > exit_ts + th.steady_enter_seconds * S    # a new candidate, not one grown in the rout
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_steady_flow_entries_on_a_generated_market_keep_their_rules(seed):
+    """Eight instruments over ten days with routs, news and grinds: every steady-flow alert has
+    both volatility ratios within steady_vol_ratio_max (the 1-h one lags at a rout's start) and
+    comes at least steady_after_deleveraging_seconds after the instrument's last deleveraging
+    exit. Both failed on these seeds before the rules (a steady alert on the bar a deleveraging
+    exited; steady alerts at 15-min volatility ratios of 1.76 and 1.79)."""
+    sc = generate(seed=seed, instruments=8, days=10)
+    th = sc.config.thresholds
+    eng = Engine(sc.config)
+    transitions = []
+    for lo in range(0, len(sc.ticks), 1_000_000):
+        transitions += eng.process(sc.ticks.select(slice(lo, lo + 1_000_000))).transitions
+    last_exit: dict[str, int] = {}
+    steady = 0
+    for t in transitions:
+        if t.kind == "deleveraging" and t.event == "exit":
+            last_exit[t.instrument] = t.ts
+        if t.kind == "steady_flow" and t.event == "enter":
+            steady += 1
+            assert max(t.evidence["vol_ratio_900s"], t.evidence["vol_ratio_3600s"]) <= th.steady_vol_ratio_max, t
+            if t.instrument in last_exit:
+                assert t.ts - last_exit[t.instrument] > th.steady_after_deleveraging_seconds * S, t
+    assert steady >= 10 and last_exit                      # the rules were exercised
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_rout_on_a_thin_feed_is_called_on_the_volume_clock(seed):
     """A slide with 60% sellers trading three times the usual size, on a feed with a trade every
