@@ -601,7 +601,8 @@ class JumpTest(Estimator):
 
     def update(self, rc: float, dt: float, brk: bool, warm: float, ts: int, efficient_var: float) -> "JumpTest":
         """``rc``: deseasonalised close return; ``warm``: trading seconds seen; ``ts``: bar start;
-        ``efficient_var``: the efficient price's variance per second (deseasonalised)."""
+        ``efficient_var``: the efficient price's variance per second (deseasonalised; the
+        engine passes the largest of the long-run, 15-min and 1-min lag-1 HAC rates)."""
         a = math.exp(-dt / self.HORIZON)
         bvr = self.local_variance()
         z = rc / math.sqrt(bvr * dt) if bvr * dt > 0.0 else 0.0

@@ -319,9 +319,13 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     stats[S_JZ] = jz
     if (not brk) and F[i, F_WARM] >= P[P_WARM_S]:
         # a jump is also large on the one-minute scale of the efficient price: the long-run
-        # (HAC) variance or the local 15-min one, whichever is larger (on 1-s bars the test's
-        # own scale is mostly microstructure noise and tick discreteness)
+        # (HAC) variance, the local 15-min one or the last minute's, whichever is largest (on
+        # 1-s bars the test's own scale is mostly microstructure noise and tick discreteness;
+        # the last minute: where volatility has just risen, at a session open or in a rout, a
+        # move is measured against it, not against the calmer 15 minutes before)
         vj = max(vh, F[i, F_VN + 1] / F[i, F_VD + 1]) if F[i, F_VD + 1] > 0.0 else vh
+        if F[i, F_VD] > 0.0:
+            vj = max(vj, F[i, F_VN] / F[i, F_VD])
         big = abs(rct) >= P[P_JSD] * math.sqrt(vj * 60.0)
         if big and abs(jz) >= P[P_ZSTAR_B]:
             # the burst rule reads the dominant jump of its window: a smaller one (the bounce

@@ -112,8 +112,11 @@ class Instrument:
         vh = self.baseline.long_run()
         self.warm += dt
         nscale = self.noise.update(r, dt, bar.start, bar.prev_start).get(vh, self.baseline.seconds)
-        # the efficient price's scale for a burst's jump: long-run or local 15-min, the larger
+        # the efficient price's scale for a burst's jump: long-run, local 15-min or the last
+        # minute's, the largest
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh
+        if self.drift[0].var_seconds > 0.0:
+            efficient = max(efficient, self.drift[0].local_variance())
         stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start, efficient).get()
         stats["jump_share"] = self.jump_share.update(rc, dt).get()
         for k, h in enumerate(HORIZONS):

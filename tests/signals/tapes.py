@@ -28,6 +28,7 @@ class Seg(NamedTuple):
     buy: float = 0.5          # probability that a trade's aggressor is a buyer
     jump: float = 0.0         # log jump at the segment's first tick
     even: bool = False        # exactly seconds * rate ticks, evenly spaced (else a Poisson clock)
+    df: float = 0.0           # Student-t returns with this many degrees of freedom (unit variance); 0: Gaussian
 
 
 def grind(seconds: float, direction: int) -> Seg:
@@ -59,7 +60,8 @@ def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.
             n = rng.poisson(g.seconds * g.rate)
             tt = t + np.sort(rng.uniform(0, g.seconds, n))
         dt = np.diff(tt, prepend=t)
-        r = g.drift * dt + g.vol * np.sqrt(dt) * rng.standard_normal(n)
+        eps = rng.standard_t(g.df, n) * np.sqrt((g.df - 2) / g.df) if g.df else rng.standard_normal(n)
+        r = g.drift * dt + g.vol * np.sqrt(dt) * eps
         if n:
             r[0] += g.jump
         ts.append(tt)
@@ -98,6 +100,13 @@ def sparse_news_tape(seed: int, cascade_ticks: int, direction: int = 1, **kw) ->
     return tape(seed, [Seg(WARM_S, rate=0.05), Seg(cascade_ticks, rate=1.0, vol=2e-4, drift=direction * 2e-4,
                                                    buy=0.5 + 0.5 * direction, jump=direction * 0.004, even=True),
                        Seg(3600, rate=0.05)], **kw)
+
+
+def surge_tape(seed: int, **kw) -> TickBatch:
+    """6 h quiet, then 1 h of fat-tailed returns (Student-t, 3 degrees of freedom) at 8x the
+    volatility and 8x the activity, balanced flow, no drift and no news: a session opening in an
+    hour of the day the engine has not seen yet (a feed's first day), then 30 min quiet."""
+    return tape(seed, [Seg(WARM_S), Seg(3600, rate=4.0, vol=8e-4, df=3.0), Seg(1800)], **kw)
 
 
 def delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
