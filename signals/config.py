@@ -137,6 +137,13 @@ class Thresholds:
     # ... or the same on the volume clock (flow_z_volume: one unit is 15 minutes' usual volume;
     # a rout trades several times that, and a sparse feed's 15-min flow z is noisy; inf: off)
     delev_flow_z_volume: float = 2.5
+    # ... or a violent move with a weaker flow: the 15-min drift against the instrument's
+    # *normal* (long-run) volatility at least delev_move_tstat (a steady grind reads at most
+    # about 4 there, a rout several times that) with the 15-min or volume-clock flow z at least
+    # delev_move_flow_z. Where the feed has no aggressor side the tick rule signs a rout's
+    # flow too weakly to reach delev_flow_z (inf: off)
+    delev_move_tstat: float = 8.0
+    delev_move_flow_z: float = 1.5
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0

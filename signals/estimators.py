@@ -736,6 +736,13 @@ class DriftTStat(Estimator):
         """The local HAC variance rate (before the floor), 0 until there is a bar."""
         return self.var_num / self.var_seconds if self.var_seconds > 0.0 else 0.0
 
+    def normal_tstat(self, long_run: float, scale: float = 1.0) -> float:
+        """The same weighted sum over the standard deviation it has at the *long-run* variance
+        rate: how large the move is in the instrument's normal units (a rout with four times the
+        usual volatility reads about four times its :meth:`get`)."""
+        den = long_run * scale * self.sum_w2
+        return self.sum_r / math.sqrt(den) if den > 0.0 else 0.0
+
 
 class VolatilityRatio(Estimator):
     """Local volatility over the baseline volatility: ``sqrt(EW mean of y per second / baseline)``.
@@ -1082,6 +1089,7 @@ class Context(NamedTuple):
     last_big_jump_ts: int               # last jump at the family-wise level
     flow_z_10s: float                   # 10-s flow imbalance z (burst cascades)
     ticks_10s: float                    # 10-s weighted tick count behind the activity ratio
+    move_900s: float = 0.0              # 15-min drift t against the long-run volatility
 
 
 class Event(NamedTuple):
@@ -1107,8 +1115,9 @@ class RegimeMachine(Estimator):
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
       >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
       ratio >= delev_activity_vol_ratio), and 15-min flow z >= delev_flow_z (or volume-clock
-      flow z >= delev_flow_z_volume, or a burst on side ``d`` for delev_burst_seconds), all on
-      side ``d``; to
+      flow z >= delev_flow_z_volume, or either flow z >= delev_move_flow_z with the 15-min
+      drift against the long-run volatility (``Context.move_900s``) >= delev_move_tstat, or a
+      burst on side ``d`` for delev_burst_seconds), all on side ``d``; to
       enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
@@ -1204,6 +1213,8 @@ class RegimeMachine(Estimator):
                              and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
                     and (s["flow_z_900s"] * d >= th.delev_flow_z * f
                          or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f
+                         or (ctx.move_900s * d >= th.delev_move_tstat * f
+                             and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_move_flow_z * f)
                          or (self.regime == "burst" and self.direction == d
                              and ctx.start - self.enter_ts >= th.delev_burst_seconds * 1e9)))
         if kind == "burst":

@@ -82,7 +82,9 @@ P_D_BS = 36           # a burst on the side that has lasted this long replaces t
 P_B_MIN = 37          # a burst's activity surge needs this many ticks (10-s weighted count) behind it
 P_D_ZV = 38           # deleveraging's flow condition on the volume clock (or the 15-min flow z)
 P_S_DQ = 39           # no steady flow entry this soon after a deleveraging exit (seconds)
-NP = 40
+P_D_MT = 40           # deleveraging: 15-min drift against the long-run volatility that ...
+P_D_MZ = 41           # ... lets this weaker flow z (15-min or volume clock) stand in for P_D_Z
+NP = 42
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -97,6 +99,7 @@ NONE_TS = np.int64(-(2 ** 62))
 NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the epoch)
 NOISE_MARGIN = 1.25                # the noise scale corrects only a clear excess of the HAC rate
 NOISE_WARM_S = 43200.0             # trading seconds of baseline before the noise scale is believed
+MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts
 
 
 def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -420,7 +423,13 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     else:
         stats[S_ABS] = 0.0
 
-    ne = _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
+    # the 15-min drift against the long-run (normal) volatility instead of the local one: how
+    # violent the move is, in the instrument's usual units; 0 until the seasonal profile has
+    # seen an hour of trading at this hour of the day (before, "usual" is not known here: on
+    # a feed's first day a busy session's open moves many quiet-hour standard deviations)
+    dm = vh * nscale * F[i, F_W2 + 1]
+    move = F[i, F_S + 1] / math.sqrt(dm) if dm > 0.0 and F[i, F_ST + b] >= MOVE_SEEN_S else 0.0
+    ne = _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
                  ev_alert, ev_score, ev_stats, ne)
     if IP[IP_SAMPLE_NS] > 0 and bstart >= next_sample[i]:
         sm_iid[ns] = i
@@ -457,7 +466,7 @@ def _primary_side(F, I, i, bstart, P, stats, kind):
 
 
 @njit(cache=True, nogil=True)
-def _holds(F, I, i, bstart, P, stats, kind, d, f):
+def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
     """Does ``kind`` hold on side ``d``, with every threshold loosened by factor ``f`` (1 = entry level)?"""
     if d == 0:
         return False
@@ -468,13 +477,16 @@ def _holds(F, I, i, bstart, P, stats, kind, d, f):
         # minutes of wall time, and a sparse feed's 15-min z is too noisy); not entered in the first
         # minutes after a news jump (a cascade then is a burst). A burst on side d that has lasted
         # P_D_BS stands in for the flow (its entry needed same-side flow): a "burst" that goes
-        # on for tens of minutes is a deleveraging, also where the tick rule signs flow poorly
+        # on for tens of minutes is a deleveraging, also where the tick rule signs flow poorly.
+        # So does a weaker flow (P_D_MZ) under a violent move: the 15-min drift against the
+        # long-run volatility (``move``) at P_D_MT, beyond what a steady grind reaches
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
             and (stats[S_VR + 1] >= P[P_D_VR] * f
                  or (stats[S_ACT] >= P[P_D_ACT] * f and stats[S_VR + 1] >= P[P_D_AVR] * f)) \
             and (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
+                 or (move * d >= P[P_D_MT] * f and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_MZ] * f)
                  or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
                      and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
     if kind == REGIME_BURST:
@@ -532,7 +544,7 @@ def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, ev_ts, ev_iid, ev
 
 
 @njit(cache=True, nogil=True)
-def _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
+def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
             ev_alert, ev_score, ev_stats, ne):
     cur = I[i, I_REGIME]
     ef = P[P_EXITF]
@@ -543,11 +555,11 @@ def _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, e
     for code in (REGIME_DELEV, REGIME_BURST, REGIME_STEADY):
         k = code - 1
         cs = I[i, I_CAND_SIDE + k]
-        if cs != 0 and _holds(F, I, i, bstart, P, stats, code, cs, ef):
+        if cs != 0 and _holds(F, I, i, bstart, P, stats, move, code, cs, ef):
             pass
         else:
             sd = _primary_side(F, I, i, bstart, P, stats, code)
-            if _holds(F, I, i, bstart, P, stats, code, sd, 1.0):
+            if _holds(F, I, i, bstart, P, stats, move, code, sd, 1.0):
                 I[i, I_CAND_SINCE + k] = t
                 I[i, I_CAND_SIDE + k] = sd
             else:
@@ -555,10 +567,10 @@ def _regime(F, I, i, t, bstart, P, IP, stats, ev_ts, ev_iid, ev_code, ev_kind, e
                 I[i, I_CAND_SIDE + k] = 0
         cs = I[i, I_CAND_SIDE + k]
         if desired == 0 and cs != 0 and t - I[i, I_CAND_SINCE + k] >= IP[IP_ENTER + k] \
-                and _holds(F, I, i, bstart, P, stats, code, cs, 1.0):
+                and _holds(F, I, i, bstart, P, stats, move, code, cs, 1.0):
             desired = code
             dside = cs
-    stay = cur != REGIME_QUIET and _holds(F, I, i, bstart, P, stats, cur, I[i, I_SIDE], ef)
+    stay = cur != REGIME_QUIET and _holds(F, I, i, bstart, P, stats, move, cur, I[i, I_SIDE], ef)
     if cur != REGIME_QUIET:
         # a stronger regime replaces the current one; a fast regime on the other side reverses it
         if desired > cur or (desired >= REGIME_BURST and dside != I[i, I_SIDE]):

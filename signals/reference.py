@@ -38,6 +38,7 @@ SEASONAL_SURGE_CAP = 2.0    # a surge feeds the seasonal profile at most this mu
 NOISE_BLOCK_NS = 900 * 10**9  # blocks of the noise scale
 NOISE_MARGIN = 1.25         # the noise scale corrects only a clear excess of the HAC rate
 NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
+MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts
 
 
 class Instrument:
@@ -137,7 +138,8 @@ class Instrument:
         stats["absorption_z"] = absorption_z(stats["drift_tstat_3600s"], stats["flow_z_3600s"])
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
-                      self.activity.ticks)
+                      self.activity.ticks, self.drift[1].normal_tstat(vh, nscale)
+                      if self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S else 0.0)
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:

@@ -114,6 +114,15 @@ def delev_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     return tape(seed, [Seg(WARM_S), slide(direction, buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
 
 
+def seen_hour_rout_tape(seed: int, direction: int = -1, days: int = 2, **kw) -> TickBatch:
+    """``days`` days and 6 h quiet (the engine has seen the rout's hour of the day before: the
+    violent-move path of deleveraging waits for that), then 1 h at 3x volatility and 5x activity
+    with a 17% slide, then 30 min quiet. Without aggressor sides (``sides=False``) the tick rule
+    signs its flow at a 15-min z of about 1-2."""
+    return tape(seed, [Seg(days * 86400 + WARM_S), Seg(3600, rate=2.5, vol=3e-4, drift=direction * 5e-5),
+                       Seg(1800)], **kw)
+
+
 def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """6 h quiet, then 1 h at 5x activity and 80% sellers with normal volatility: a slow
     one-sided grind, then 30 min quiet. Busy, one-sided and persistent, but not violent."""

@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape,
+from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -289,13 +289,30 @@ def test_long_burst_becomes_deleveraging_identically():
 
 
 def test_rout_on_the_volume_clock_identically():
-    """Deleveraging's flow condition also passes on the volume clock; off with inf (then later)."""
+    """Deleveraging's flow condition also passes on the volume clock; off with inf (then later;
+    the violent-move path is off in both runs, so only the volume clock differs)."""
     from signals.config import Thresholds
 
-    res, _ = assert_same(sparse_rout_tape(2))
-    res_off, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(delev_flow_z_volume=float("inf"))))
+    no_move = float("inf")
+    res, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(delev_move_tstat=no_move)))
+    res_off, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(
+        delev_flow_z_volume=float("inf"), delev_move_tstat=no_move)))
     first = [next(t.ts for t in r.alerts if t.kind == "deleveraging") for r in (res, res_off)]
     assert first[0] < first[1] - 30 * 60 * S
+
+def test_violent_rout_with_weaker_flow_identically():
+    """Without aggressor sides a rout's tick-rule flow stays under delev_flow_z; the move against
+    the long-run volatility lets delev_move_flow_z do (once the rout's hour of the day has been
+    seen). Off with inf: not called at all."""
+    from signals.config import Thresholds
+
+    b = seen_hour_rout_tape(3, sides=False, name="R")
+    res, _ = assert_same(b)
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    assert [t.instrument for t in delev] == ["R"] and delev[0].evidence["flow_z_900s"] > -Thresholds().delev_flow_z
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_move_tstat=float("inf"))))
+    assert "deleveraging" not in {t.kind for t in res_off.alerts}
+
 
 def test_burst_needs_enough_trades_behind_its_surge_identically():
     """On a sparse feed a jump with 5 early trades is no burst, with 20 it is; with the count rule off both are."""
