@@ -229,7 +229,7 @@ class Engine:
     def _alloc_events():
         return (np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP, np.int64),
                 np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP, np.int64),
-                np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP), np.zeros((_EV_CAP, K.NSTAT)))
+                np.zeros(_EV_CAP, np.int64), np.zeros(_EV_CAP), np.zeros((_EV_CAP, len(K.EVIDENCE_NAMES))))
 
     def _clock(self, ids: np.ndarray, ts: np.ndarray, cals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-tick seasonal bucket (local hour), local day number and in-session flag.
@@ -312,7 +312,7 @@ class Engine:
                 id=alert_id(name, kind, side, alert_ts), event=EVENTS[int(ev_code[e])], instrument=name,
                 kind=kind, side=side, ts=int(ev_ts[e]), onset_ts=int(ev_onset[e]),
                 score=round(float(ev_score[e]), 4),
-                evidence={k: float(f"{v:.6g}") for k, v in zip(STAT_NAMES, ev_stats[e].tolist())}))
+                evidence={k: float(f"{v:.6g}") for k, v in zip(K.EVIDENCE_NAMES, ev_stats[e].tolist())}))
         return out
 
     def _samples(self, parts: list[tuple]) -> Samples:

@@ -67,6 +67,9 @@ STAT_NAMES = (
     "activity_ratio", "jump_z", "jump_share", "fingerprint_tstat", "absorption_z", "last_price",
 )
 S_T, S_Z, S_ZV, S_VR, S_ACT, S_JZ, S_JS, S_FP, S_ABS, S_PX = 0, 4, 8, 9, 12, 13, 14, 15, 16, 17
+#: an alert's evidence: the statistics, and the 15-min drift against the long-run volatility
+#: (computed at each bar close for the deleveraging rule, not kept in the state)
+EVIDENCE_NAMES = STAT_NAMES + ("move_tstat_900s",)
 
 # ---- parameters ------------------------------------------------------------------------
 P_BAR_S, P_MAX_GAP_S, P_HBASE, P_LAM_DAY, P_KAPPA_S, P_CLIP = 0, 1, 2, 3, 4, 5
@@ -529,7 +532,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
 
 
 @njit(cache=True, nogil=True)
-def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
+def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
           ev_onset, ev_alert, ev_score, ev_stats, ne):
     ev_ts[ne] = t
     ev_iid[ne] = i
@@ -539,7 +542,8 @@ def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, ev_ts, ev_iid, ev
     ev_onset[ne] = onset
     ev_alert[ne] = alert
     ev_score[ne] = score
-    ev_stats[ne, :] = stats
+    ev_stats[ne, :NSTAT] = stats
+    ev_stats[ne, NSTAT] = move
     return ne + 1
 
 
@@ -574,7 +578,7 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
     if cur != REGIME_QUIET:
         # a stronger regime replaces the current one; a fast regime on the other side reverses it
         if desired > cur or (desired >= REGIME_BURST and dside != I[i, I_SIDE]):
-            ne = _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
+            ne = _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
                        ev_score, ev_stats, ne)
             cur = REGIME_QUIET
         elif stay:
@@ -585,7 +589,7 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
                 I[i, I_EXIT_SINCE] = t
             if t - I[i, I_EXIT_SINCE] < IP[IP_EXIT + cur - 1]:
                 return ne
-            ne = _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
+            ne = _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
                        ev_score, ev_stats, ne)
             cur = REGIME_QUIET
     if desired == REGIME_QUIET:
@@ -628,12 +632,12 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
     I[i, I_ENTER_TS] = t
     I[i, I_EXIT_SINCE] = NONE_TS
     F[i, F_SCORE] = score
-    return _emit(I, i, t, code_ev, desired, dside, I[i, I_ONSET], I[i, I_ALERT_TS], score, stats,
+    return _emit(I, i, t, code_ev, desired, dside, I[i, I_ONSET], I[i, I_ALERT_TS], score, stats, move,
                  ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats, ne)
 
 
 @njit(cache=True, nogil=True)
-def _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score,
+def _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score,
           ev_stats, ne):
     cur = I[i, I_REGIME]
     k = cur - 1
@@ -641,7 +645,7 @@ def _exit(I, i, t, stats, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev
     I[i, I_LX_SIDE + k] = I[i, I_SIDE]
     I[i, I_LX_ALERT + k] = I[i, I_ALERT_TS]
     I[i, I_LX_ONSET + k] = I[i, I_ONSET]
-    ne = _emit(I, i, t, EV_EXIT, cur, I[i, I_SIDE], I[i, I_ONSET], I[i, I_ALERT_TS], 0.0, stats,
+    ne = _emit(I, i, t, EV_EXIT, cur, I[i, I_SIDE], I[i, I_ONSET], I[i, I_ALERT_TS], 0.0, stats, move,
                ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats, ne)
     I[i, I_REGIME] = REGIME_QUIET
     I[i, I_SIDE] = 0

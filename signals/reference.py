@@ -76,6 +76,7 @@ class Instrument:
         self.cusums = [Cusum(slow, 1.0), Cusum(slow, -1.0), Cusum(fast, 1.0), Cusum(fast, -1.0)]
         self.regime = RegimeMachine(th)
         self.stats = dict.fromkeys(STAT_NAMES, 0.0)
+        self.move = 0.0            # 15-min drift against the long-run volatility (evidence, not state)
 
     def update(self, ts: int, price: float, size: float, side: int, bucket: int, day: int):
         """One tick; returns the regime events it triggered, or ``None`` if it is out of order."""
@@ -136,10 +137,10 @@ class Instrument:
         for c in self.cusums:
             c.update(u, dt, bar.start)
         stats["absorption_z"] = absorption_z(stats["drift_tstat_3600s"], stats["flow_z_3600s"])
+        self.move = self.drift[1].normal_tstat(vh, nscale) if self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S else 0.0
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
-                      self.activity.ticks, self.drift[1].normal_tstat(vh, nscale)
-                      if self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S else 0.0)
+                      self.activity.ticks, self.move)
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:
@@ -220,7 +221,8 @@ class ReferenceEngine:
         return Transition(
             id=alert_id(name, ev.kind, side, ev.alert_ts), event=ev.event, instrument=name, kind=ev.kind,
             side=side, ts=ev.ts, onset_ts=ev.onset_ts,
-            score=round(ev.score, 4), evidence={k: float(f"{v:.6g}") for k, v in inst.stats.items()})
+            score=round(ev.score, 4), evidence={k: float(f"{v:.6g}") for k, v in
+                                                 [*inst.stats.items(), ("move_tstat_900s", inst.move)]})
 
     def status(self, instrument: str) -> dict:
         """One instrument's regime and statistics, in the shape of :meth:`Engine.status`."""

@@ -409,18 +409,24 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
     is off by itself (the same transitions as with delev_move_tstat = inf)."""
     days = 2
     start = T0 + (days * 86400 + WARM_S) * S
+    th = Thresholds()
     off = {"delev_move_tstat": float("inf")}
-    missed_off = 0
+    missed_off = on_move_path = 0
     for seed in range(1, 9):
         b = seen_hour_rout_tape(seed, days=days, sides=False)
         delev = [t for t in _alerts(b) if t.kind == "deleveraging" and t.ts >= start]
         assert delev and delev[0].side == "sell" and delev[0].ts - start <= 40 * 60 * S, (seed, delev)
+        ev = delev[0].evidence
+        if ev["flow_z_900s"] > -th.delev_flow_z and ev["flow_z_volume"] > -th.delev_flow_z_volume:
+            on_move_path += 1                        # the evidence shows the move that let it in
+            assert ev["move_tstat_900s"] <= -th.delev_move_tstat
+            assert min(ev["flow_z_900s"], ev["flow_z_volume"]) <= -th.delev_move_flow_z
         later = [t for t in _alerts(b, **off) if t.kind == "deleveraging" and t.ts >= start]
         missed_off += not later
         assert not later or later[0].ts >= delev[0].ts
         first_day = seen_hour_rout_tape(seed, days=0, sides=False)
         assert _alerts(first_day) == _alerts(first_day, **off)
-    assert missed_off >= 2
+    assert missed_off >= 2 and on_move_path >= 2
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
