@@ -33,6 +33,7 @@ from .errors import StateError
 from .ticks import REASON_CODE, TickBatch, validate
 
 STAT_NAMES = K.STAT_NAMES
+EVIDENCE_NAMES = K.EVIDENCE_NAMES      # an alert's evidence: STAT_NAMES and the move against normal volatility
 REGIMES = ("quiet", "steady_flow", "burst", "deleveraging")
 KINDS = REGIMES[1:]
 EVENTS = {K.EV_ENTER: "enter", K.EV_EXIT: "exit", K.EV_RESUME: "resume"}
@@ -312,7 +313,7 @@ class Engine:
                 id=alert_id(name, kind, side, alert_ts), event=EVENTS[int(ev_code[e])], instrument=name,
                 kind=kind, side=side, ts=int(ev_ts[e]), onset_ts=int(ev_onset[e]),
                 score=round(float(ev_score[e]), 4),
-                evidence={k: float(f"{v:.6g}") for k, v in zip(K.EVIDENCE_NAMES, ev_stats[e].tolist())}))
+                evidence={k: float(f"{v:.6g}") for k, v in zip(EVIDENCE_NAMES, ev_stats[e].tolist())}))
         return out
 
     def _samples(self, parts: list[tuple]) -> Samples:

@@ -13,7 +13,7 @@ import pytest
 
 from consumers.cli import main
 from consumers.replay import _Progress, replay
-from signals.engine import STAT_NAMES, Engine
+from signals.engine import EVIDENCE_NAMES, Engine
 from signals.tape import read_tape
 
 ALERT_FIELDS = {"id", "event", "instrument", "kind", "side", "ts", "onset_ts", "time", "onset_time", "score",
@@ -55,7 +55,7 @@ def test_replay_writes_every_alert_as_a_json_line(tape_csv, regime_tape, referen
         assert set(a) == ALERT_FIELDS and a["event"] == "enter"
         assert re.fullmatch(r"[0-9a-f]{16}", a["id"]) and isinstance(a["ts"], int) and isinstance(a["onset_ts"], int)
         assert a["onset_ts"] <= a["ts"] and a["side"] in ("sell", "buy")
-        assert a["kind"] in ("steady_flow", "burst", "deleveraging") and list(a["evidence"]) == list(STAT_NAMES)
+        assert a["kind"] in ("steady_flow", "burst", "deleveraging") and list(a["evidence"]) == list(EVIDENCE_NAMES)
         assert a["time"].endswith("Z") and a["onset_time"].endswith("Z")
     # exactly what the engine gives on the same ticks in memory
     assert lines == [t.to_dict() for t in reference if t.event == "enter"]
