@@ -1089,7 +1089,7 @@ class Context(NamedTuple):
     last_big_jump_ts: int               # last jump at the family-wise level
     flow_z_10s: float                   # 10-s flow imbalance z (burst cascades)
     ticks_10s: float                    # 10-s weighted tick count behind the activity ratio
-    move_900s: float = 0.0              # 15-min drift t against the long-run volatility
+    move_tstat_900s: float = 0.0        # 15-min drift t against the long-run volatility (evidence name too)
 
 
 class Event(NamedTuple):
@@ -1116,7 +1116,7 @@ class RegimeMachine(Estimator):
       >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
       ratio >= delev_activity_vol_ratio), and 15-min flow z >= delev_flow_z (or volume-clock
       flow z >= delev_flow_z_volume, or either flow z >= delev_move_flow_z with the 15-min
-      drift against the long-run volatility (``Context.move_900s``) >= delev_move_tstat, or a
+      drift against the long-run volatility (``Context.move_tstat_900s``) >= delev_move_tstat, or a
       burst on side ``d`` for delev_burst_seconds), all on side ``d``; to
       enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
@@ -1213,7 +1213,7 @@ class RegimeMachine(Estimator):
                              and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
                     and (s["flow_z_900s"] * d >= th.delev_flow_z * f
                          or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f
-                         or (ctx.move_900s * d >= th.delev_move_tstat * f
+                         or (ctx.move_tstat_900s * d >= th.delev_move_tstat * f
                              and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_move_flow_z * f)
                          or (self.regime == "burst" and self.direction == d
                              and ctx.start - self.enter_ts >= th.delev_burst_seconds * 1e9)))
