@@ -1,0 +1,60 @@
+"""Detection quality on tapes from a second generator, written apart from tapewatch's own.
+
+Usage::
+
+    python benchmarks/independent/evaluate.py                 # seeds 1-6, 5 days x 6 instruments each
+    python benchmarks/independent/evaluate.py --seeds 1 2 --keep DIR
+
+``gen.py`` in this folder was written without reading ``signals/`` (its model and parameter
+ranges: ``README.md`` here). Every tape goes through the CLI an outside evaluator would use,
+``tapewatch replay TAPE --config CONFIG --alerts-out ALERTS``, and the alerts are scored with the
+matching rules of :mod:`signals.evaluation`. Tapes are scored one by one and the counts added up
+(tapes of different seeds may cover the same dates).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from signals.evaluation import format_report, read_alerts, read_labels, score  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], help="generator seeds (default: 1-6)")
+    p.add_argument("--days", type=int, default=5, help="trading days per tape (default: 5)")
+    p.add_argument("--keep", metavar="DIR", help="write the tapes, labels and alerts here (default: a temporary folder)")
+    args = p.parse_args(argv)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep or tmp)
+        total = None
+        for seed in args.seeds:
+            out = root / f"seed{seed}"
+            out.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, str(HERE / "gen.py"), "--seed", str(seed), "--days", str(args.days),
+                            "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "consumers.cli", "replay", str(out / "tape.csv"),
+                            "--config", str(out / "config.toml"), "--alerts-out", str(out / "alerts.jsonl")],
+                           check=True, stdout=subprocess.DEVNULL, cwd=HERE.parents[1])
+            labels, days = read_labels(out / "labels.jsonl")
+            report = score(read_alerts(out / "alerts.jsonl"), labels, instrument_days=days)
+            print(f"seed {seed}: " + ", ".join(
+                f"{k} {t.detected}/{t.labels} ({t.false_alerts} false)" for k, t in report.kinds.items()))
+            total = report if total is None else total + report
+    print(f"\n== {len(args.seeds)} tapes")
+    print(format_report(total))
+    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
