@@ -116,6 +116,10 @@ class Thresholds:
     burst_min_ticks: float = 8.0
     burst_vol_ratio: float = 1.3
     burst_flow_z: float = 0.5
+    # ... where fewer than half the trades came with an aggressor side. The tick rule signs a
+    # cascade's trades poorly: 0.25 finds more bursts there, at a cost in precision on balanced
+    # news (docs/signals.md, "A second generator"); the default keeps burst_flow_z's level
+    burst_flow_z_tick_rule: float = 0.5
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
     burst_jump_window_seconds: float = 60.0
     burst_enter_seconds: float = 0.0
@@ -144,6 +148,10 @@ class Thresholds:
     # flow too weakly to reach delev_flow_z (inf: off)
     delev_move_tstat: float = 8.0
     delev_move_flow_z: float = 1.5
+    # ... or no flow condition at all when the 15-min drift reaches this against both the local
+    # (surging) and the long-run volatility: a move that strong is one-sided whatever the tick
+    # rule makes of the flow (inf: off)
+    delev_tstat_strong: float = 6.0
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0
@@ -151,6 +159,10 @@ class Thresholds:
     steady_tstat: float = 3.5
     steady_tstat_slow: float = 2.5
     steady_vol_ratio_max: float = 1.6      # on the 15-min and the 1-h volatility ratio
+    # ... and the 15-min move against the long-run volatility (move_tstat_900s) at most this: a
+    # grind of 5 hourly standard deviations per hour reads about 3.5 there, a rout far more, also
+    # where its volatility on 1-s bars hides under bid-ask noise (inf: off)
+    steady_move_tstat_max: float = 6.0
     steady_flow_z: float = 1.0
     steady_tstat_flow: float = 3.0          # drift t needed when |flow z| >= steady_flow_z_strong
     steady_flow_z_strong: float = 2.0

@@ -63,16 +63,19 @@ class TickRule(Estimator):
     *The Journal of Finance*, 46(2), 733-746.
     """
 
-    _state = ("last_price", "sign", "seen")
+    _state = ("last_price", "sign", "seen", "sided")
 
     def __init__(self):
         self.last_price = 0.0
         self.sign = 0.0
         self.seen = False
+        self.sided = 0              # trades that came with an aggressor side
 
     def update(self, price: float, side: int = 0) -> "TickRule":
         s = float(side)
-        if s == 0.0:
+        if s != 0.0:
+            self.sided += 1
+        else:
             if self.seen and price > self.last_price:
                 s = 1.0
             elif self.seen and price < self.last_price:
@@ -86,6 +89,10 @@ class TickRule(Estimator):
 
     def get(self) -> float:
         return self.sign
+
+    def has_sides(self, trades: int) -> bool:
+        """Did at least half of ``trades`` (all the instrument's trades so far) come with a side?"""
+        return 2 * self.sided >= trades
 
 
 class Bar(NamedTuple):
@@ -147,7 +154,7 @@ class PreAveragedBars(Estimator):
     """
 
     _state = ("sum_price", "ticks", "last_price", "signed_volume", "volume", "start", "bucket", "day",
-              "prev_mean", "prev_close", "prev_start", "current_day", "bars")
+              "prev_mean", "prev_close", "prev_start", "current_day")
 
     def __init__(self, bar_seconds: float, max_gap_s: float):
         self.bar_seconds = bar_seconds
@@ -163,9 +170,8 @@ class PreAveragedBars(Estimator):
         self.day = 0
         self.prev_mean = 0.0        # the previous closed bar
         self.prev_close = 0.0
-        self.prev_start = 0
+        self.prev_start = NONE_TS   # no bar closed yet
         self.current_day = 0
-        self.bars = 0
         self.closed: Bar | None = None
 
     def update(self, ts: int, price: float, signed_size: float, size: float, bucket: int, day: int
@@ -192,13 +198,11 @@ class PreAveragedBars(Estimator):
     def _close(self) -> Bar:
         mean = self.sum_price / self.ticks
         close = self.last_price
-        if self.bars == 0:
+        if self.prev_start == NONE_TS:
             self.prev_mean, self.prev_close, self.prev_start = mean, close, self.start
             self.current_day = self.day
-            self.bars = 1
             return Bar(self.start, self.start, self.ticks, mean, close, self.signed_volume, self.volume,
                        self.bucket, True, False, False, 0.0, 0.0, 0.0)
-        self.bars += 1
         new_day = self.day != self.current_day
         self.current_day = self.day
         gap = (self.start - self.prev_start) * 1e-9
@@ -1090,6 +1094,7 @@ class Context(NamedTuple):
     flow_z_10s: float                   # 10-s flow imbalance z (burst cascades)
     ticks_10s: float                    # 10-s weighted tick count behind the activity ratio
     move_tstat_900s: float = 0.0        # 15-min drift t against the long-run volatility (evidence name too)
+    aggressor_sides: bool = True        # at least half the instrument's trades came with a side
 
 
 class Event(NamedTuple):
@@ -1117,16 +1122,19 @@ class RegimeMachine(Estimator):
       ratio >= delev_activity_vol_ratio), and 15-min flow z >= delev_flow_z (or volume-clock
       flow z >= delev_flow_z_volume, or either flow z >= delev_move_flow_z with the 15-min
       drift against the long-run volatility (``Context.move_tstat_900s``) >= delev_move_tstat, or a
-      burst on side ``d`` for delev_burst_seconds), all on side ``d``; to
+      burst on side ``d`` for delev_burst_seconds, or the 15-min drift t and the move both >=
+      delev_tstat_strong), all on side ``d``; to
       enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
-      least burst_min_ticks in the 10-s tick count, 10-s flow z >= burst_flow_z on side ``d``,
+      least burst_min_ticks in the 10-s tick count, 10-s flow z >= burst_flow_z on side ``d``
+      (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor side),
       and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
       one-minute standard deviations) on side ``d`` within burst_jump_window_seconds with the
       1-min drift t at least burst_drift_tstat on side ``d``.
     * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
-      1-h volatility ratios <= steady_vol_ratio_max, no significant jump and no burst exit within
+      1-h volatility ratios <= steady_vol_ratio_max, the 15-min drift against the long-run
+      volatility at most steady_move_tstat_max, no significant jump and no burst exit within
       steady_jump_quiet_seconds, no deleveraging exit within steady_after_deleveraging_seconds,
       and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with
       1-h t >= steady_tstat_flow and 4-h t >= steady_tstat_slow scaled alike, or a drift (1-h t
@@ -1212,6 +1220,8 @@ class RegimeMachine(Estimator):
                          or (s["activity_ratio"] >= th.delev_activity_ratio * f
                              and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
                     and (s["flow_z_900s"] * d >= th.delev_flow_z * f
+                         or (s["drift_tstat_900s"] * d >= th.delev_tstat_strong * f
+                             and ctx.move_tstat_900s * d >= th.delev_tstat_strong * f)
                          or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f
                          or (ctx.move_tstat_900s * d >= th.delev_move_tstat * f
                              and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_move_flow_z * f)
@@ -1225,7 +1235,8 @@ class RegimeMachine(Estimator):
             if f == 1.0:
                 if (s["activity_ratio"] < th.burst_activity_ratio or ctx.ticks_10s < th.burst_min_ticks
                         or s["vol_ratio_60s"] < th.burst_vol_ratio
-                        or ctx.flow_z_10s * d < th.burst_flow_z):
+                        or ctx.flow_z_10s * d < (th.burst_flow_z if ctx.aggressor_sides
+                                                  else th.burst_flow_z_tick_rule)):
                     return False
                 jump = self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d
                 return jump and s["drift_tstat_60s"] * d >= th.burst_drift_tstat
@@ -1234,6 +1245,8 @@ class RegimeMachine(Estimator):
         # when it ends, and a steady candidate that grew under it would be entered at its exit
         if self.regime in ("burst", "deleveraging") or ctx.warm < th.steady_warmup_seconds \
                 or max(s["vol_ratio_900s"], s["vol_ratio_3600s"]) > th.steady_vol_ratio_max / f:
+            return False
+        if abs(ctx.move_tstat_900s) > th.steady_move_tstat_max / f:     # a grind does not move that fast
             return False
         quiet_ns = th.steady_jump_quiet_seconds * 1e9
         for last in (ctx.last_big_jump_ts, self.last_exit["burst"][0]):

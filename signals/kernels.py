@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -49,7 +49,7 @@ NF = 209
 
 # ---- int state columns ---------------------------------------------------------------
 I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4
-I_PREV_BAR, I_DAY, I_BARS, I_JUMPS, I_LAST_JUMP_TS, I_LAST_JUMP_SIGN = 5, 6, 7, 8, 9, 10
+I_PREV_BAR, I_DAY, I_SIDED, I_JUMPS, I_LAST_JUMP_TS, I_LAST_JUMP_SIGN = 5, 6, 7, 8, 9, 10
 I_TAU = 11                                                         # 4 CUSUM excursion starts
 I_REGIME, I_SIDE, I_ONSET, I_ALERT_TS, I_ENTER_TS, I_EXIT_SINCE = 15, 16, 17, 18, 19, 20
 I_CAND_SINCE, I_CAND_SIDE = 21, 24                                 # 3 kinds each
@@ -57,6 +57,8 @@ I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 27, 30, 33, 36        # last exit p
 I_ALERTS = 39                                                      # 6: kind*2 + (side > 0)
 I_LAST_ALERT_TS = 45
 I_LAST_BIGJUMP_TS = 46                                             # last family-wise significant jump
+# I_PREV_BAR is NONE_TS until the first bar closes; I_SIDED counts the ticks that came with an
+# aggressor side (a feed with sides on fewer than half its ticks is a tick-rule feed)
 NI = 47
 
 # ---- cached statistics (EngineView.stats columns) --------------------------------------
@@ -87,7 +89,10 @@ P_D_ZV = 38           # deleveraging's flow condition on the volume clock (or th
 P_S_DQ = 39           # no steady flow entry this soon after a deleveraging exit (seconds)
 P_D_MT = 40           # deleveraging: 15-min drift against the long-run volatility that ...
 P_D_MZ = 41           # ... lets this weaker flow z (15-min or volume clock) stand in for P_D_Z
-NP = 42
+P_D_TS = 42           # deleveraging: a 15-min drift t this strong is one-sided without the flow
+P_B_ZTR = 43          # a burst's 10-s flow z on a tick-rule feed (P_B_Z where the feed has sides)
+P_S_MOVE = 44         # steady flow: no larger 15-min move against the long-run volatility
+NP = 45
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -116,6 +121,7 @@ def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
     I[:, I_LAST_BIGJUMP_TS] = NONE_TS
     I[:, I_LAST_ALERT_TS] = NONE_TS
     I[:, I_ONSET] = NONE_TS
+    I[:, I_PREV_BAR] = NONE_TS
     return F, I
 
 
@@ -173,7 +179,9 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
                 late = True
         # aggressor side, else the tick rule
         s = float(side[r])
-        if s == 0.0:
+        if s != 0.0:
+            I[i, I_SIDED] += 1
+        else:
             lp = F[i, F_LAST_PX]
             if I[i, I_TICKS] > 0 and p > lp:
                 s = 1.0
@@ -224,14 +232,12 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     bstart = I[i, I_BAR_START]
     stats = F[i, F_STATS:F_STATS + NSTAT]
     stats[S_PX] = close
-    if I[i, I_BARS] == 0:
+    if I[i, I_PREV_BAR] == NONE_TS:                # the first bar: no return yet
         F[i, F_PREV_MEAN] = mean
         F[i, F_PREV_CLOSE] = close
         I[i, I_PREV_BAR] = bstart
         I[i, I_DAY] = I[i, I_BAR_DAY]
-        I[i, I_BARS] = 1
         return ne, ns
-    I[i, I_BARS] += 1
     # a new local day: older days weigh less in the seasonal profile and the fingerprint
     if I[i, I_BAR_DAY] != I[i, I_DAY]:
         lam = P[P_LAM_DAY]
@@ -482,13 +488,18 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # P_D_BS stands in for the flow (its entry needed same-side flow): a "burst" that goes
         # on for tens of minutes is a deleveraging, also where the tick rule signs flow poorly.
         # So does a weaker flow (P_D_MZ) under a violent move: the 15-min drift against the
-        # long-run volatility (``move``) at P_D_MT, beyond what a steady grind reaches
+        # long-run volatility (``move``) at P_D_MT, beyond what a steady grind reaches. A drift
+        # of P_D_TS against both the local, surging volatility and the long-run one needs no
+        # flow: a move that strong is one-sided whatever the tick rule makes of the trades (the
+        # move is 0 in an hour the profile has not seen, where a busy open's first minutes can
+        # read as a strong local drift while the local volatility lags)
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
             and (stats[S_VR + 1] >= P[P_D_VR] * f
                  or (stats[S_ACT] >= P[P_D_ACT] * f and stats[S_VR + 1] >= P[P_D_AVR] * f)) \
-            and (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
+            and (stats[S_Z + 1] * d >= P[P_D_Z] * f or (stats[S_T + 1] * d >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
+                 or stats[S_ZV] * d >= P[P_D_ZV] * f
                  or (move * d >= P[P_D_MT] * f and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_MZ] * f)
                  or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
                      and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
@@ -499,9 +510,12 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         if stats[S_ACT] < P[P_B_ACT] * f and stats[S_VR + 0] < P[P_B_VR]:
             return False
         if f == 1.0:
-            # a surge is many trades: on a sparse feed one early tick is a "fourfold" rate
+            # a surge is many trades: on a sparse feed one early tick is a "fourfold" rate. Where
+            # fewer than half the ticks (this one included; I_TICKS counts it only after the bar
+            # closes) came with an aggressor side the flow is the tick rule's, which signs a
+            # cascade's trades poorly: it has to reach only P_B_ZTR
             if stats[S_ACT] < P[P_B_ACT] or F[i, F_ACT_N] < P[P_B_MIN] or stats[S_VR + 0] < P[P_B_VR] \
-                    or _flow10(F, i) * d < P[P_B_Z]:
+                    or _flow10(F, i) * d < (P[P_B_Z] if 2 * I[i, I_SIDED] >= I[i, I_TICKS] + 1 else P[P_B_ZTR]):
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d
@@ -513,6 +527,10 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
     # 4-h windows when it ends, and a candidate grown under it would be entered at its exit
     if I[i, I_REGIME] >= REGIME_BURST or warm < P[P_WARM_SLOW_S] \
             or max(stats[S_VR + 1], stats[S_VR + 2]) > P[P_S_VRMAX] / f:
+        return False
+    # a grind does not move many normal standard deviations in 15 minutes: a rout does, also where
+    # its volatility on 1-s bars hides under microstructure noise and the volatility ratios stay low
+    if abs(move) > P[P_S_MOVE] / f:
         return False
     quiet_ns = P[P_STEADY_QUIET_S] * 1e9
     for last in (I[i, I_LAST_BIGJUMP_TS], I[i, I_LX_TS + 1]):

@@ -140,7 +140,7 @@ class Instrument:
         self.move = self.drift[1].normal_tstat(vh, nscale) if self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S else 0.0
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
-                      self.activity.ticks, self.move)
+                      self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1))
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:

@@ -318,15 +318,17 @@ def test_deleveraging_after_news_waits_out_the_burst():
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_burst_that_goes_on_for_30_minutes_becomes_deleveraging(seed):
     """The slide's aggressors lean against it, so the 15-min flow never reaches delev_flow_z; the
-    burst itself (entered on same-side flow) stands in for it once it has lasted 30 min."""
-    _, res = run(long_rout_tape(seed))
+    burst itself (entered on same-side flow) stands in for it once it has lasted 30 min. The
+    strong-drift path (delev_tstat_strong) is off here, so that only the burst path is tested."""
+    no_strong = {"delev_tstat_strong": float("inf")}
+    _, res = run(long_rout_tape(seed), EngineConfig(thresholds=Thresholds(**no_strong)))
     start = T0 + WARM_S * S
     kinds = [(t.event, t.kind, t.side) for t in res.transitions if t.kind != "steady_flow"]
     assert kinds[:3] == [("enter", "burst", "sell"), ("exit", "burst", "sell"), ("enter", "deleveraging", "sell")], kinds
     delev = next(t for t in res.alerts if t.kind == "deleveraging")
     assert 30 * 60 * S <= delev.ts - start <= 35 * 60 * S
     assert delev.evidence["flow_z_900s"] > -Thresholds().delev_flow_z      # not on the flow path
-    off = EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf")))
+    off = EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf"), **no_strong))
     _, res_off = run(long_rout_tape(seed), off)
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
     assert [t.kind for t in res_off.alerts][:1] == ["burst"]
@@ -384,10 +386,11 @@ def test_a_rout_on_a_thin_feed_is_called_on_the_volume_clock(seed):
     """A slide with 60% sellers trading three times the usual size, on a feed with a trade every
     6 s: the 15-min flow z stays under delev_flow_z for minutes, the volume-clock flow z (one
     unit: 15 minutes of usual volume) passes delev_flow_z_volume. With that path off the same
-    rout is called later (seed 2: after 53 minutes instead of 6). The violent-move path
-    (delev_move_tstat) is off here, so that only the volume clock is tested."""
+    rout is called later (seed 2: after 53 minutes instead of 6). The violent-move and the
+    strong-drift paths (delev_move_tstat, delev_tstat_strong) are off here, so that only the
+    volume clock is tested."""
     start = T0 + WARM_S * S
-    no_move = {"delev_move_tstat": float("inf")}
+    no_move = {"delev_move_tstat": float("inf"), "delev_tstat_strong": float("inf")}
     _, res = run(sparse_rout_tape(seed), EngineConfig(thresholds=Thresholds(**no_move)))
     delev = [t for t in res.alerts if t.kind == "deleveraging"]
     assert [(t.kind, t.side) for t in delev[:1]] == [("deleveraging", "sell")]
@@ -406,15 +409,17 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
     is far above delev_move_tstat, and with it a flow z of delev_move_flow_z suffices: every
     rout is called. With that path off, measured: three of the eight are missed and two come
     later (by 8 minutes at most). On a feed's first day, where the rout's hour has not been seen, the path
-    is off by itself (the same transitions as with delev_move_tstat = inf)."""
+    is off by itself (the same transitions as with delev_move_tstat = inf). The strong-drift
+    path (delev_tstat_strong) is off in every run, so that only the violent move is tested."""
     days = 2
     start = T0 + (days * 86400 + WARM_S) * S
     th = Thresholds()
-    off = {"delev_move_tstat": float("inf")}
+    on = {"delev_tstat_strong": float("inf")}
+    off = {**on, "delev_move_tstat": float("inf")}
     missed_off = on_move_path = 0
     for seed in range(1, 9):
         b = seen_hour_rout_tape(seed, days=days, sides=False)
-        delev = [t for t in _alerts(b) if t.kind == "deleveraging" and t.ts >= start]
+        delev = [t for t in _alerts(b, **on) if t.kind == "deleveraging" and t.ts >= start]
         assert delev and delev[0].side == "sell" and delev[0].ts - start <= 40 * 60 * S, (seed, delev)
         ev = delev[0].evidence
         if ev["flow_z_900s"] > -th.delev_flow_z and ev["flow_z_volume"] > -th.delev_flow_z_volume:
@@ -425,7 +430,7 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
         missed_off += not later
         assert not later or later[0].ts >= delev[0].ts
         first_day = seen_hour_rout_tape(seed, days=0, sides=False)
-        assert _alerts(first_day) == _alerts(first_day, **off)
+        assert _alerts(first_day, **on) == _alerts(first_day, **off)
     assert missed_off >= 2 and on_move_path >= 2
 
 

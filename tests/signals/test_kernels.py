@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, slide, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -64,7 +64,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     F[[K.F_TSV, K.F_TSN, K.F_TSQ, K.F_TST]] = sp.total_var, sp.total_ticks, sp.total_volume, sp.total_seconds
     I[[K.I_LAST_TS, K.I_TICKS, K.I_BAR_START, K.I_BAR_BUCKET, K.I_BAR_DAY]] = \
         inst.last_ts, inst.ticks, b.start, b.bucket, b.day
-    I[[K.I_PREV_BAR, K.I_DAY, K.I_BARS]] = b.prev_start, b.current_day, b.bars
+    I[[K.I_PREV_BAR, K.I_DAY, K.I_SIDED]] = b.prev_start, b.current_day, inst.tick_rule.sided
     I[[K.I_JUMPS, K.I_LAST_JUMP_TS, K.I_LAST_JUMP_SIGN, K.I_LAST_BIGJUMP_TS]] = jt.jumps, jt.last_ts, jt.last_sign, jt.last_big_ts
     I[[K.I_REGIME, K.I_SIDE, K.I_ONSET, K.I_ALERT_TS, K.I_ENTER_TS, K.I_EXIT_SINCE]] = \
         CODE[rm.regime], rm.direction, rm.onset_ts, rm.alert_ts, rm.enter_ts, rm.exit_since
@@ -281,11 +281,65 @@ def test_long_burst_becomes_deleveraging_identically():
     """A burst that lasts delev_burst_seconds stands in for the deleveraging flow condition; off with inf."""
     from signals.config import Thresholds
 
-    res, _ = assert_same(long_rout_tape(1))
+    no_strong = {"delev_tstat_strong": float("inf")}
+    res, _ = assert_same(long_rout_tape(1), EngineConfig(thresholds=Thresholds(**no_strong)))
     assert [t.kind for t in res.alerts][:2] == ["burst", "deleveraging"]
-    res_off, _ = assert_same(long_rout_tape(1), EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf"))))
+    res_off, _ = assert_same(long_rout_tape(1), EngineConfig(thresholds=Thresholds(delev_burst_seconds=float("inf"),
+                                                                                    **no_strong)))
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
 
+
+
+def test_strong_drift_needs_no_flow_identically():
+    """A one-hour slide at 4x volatility after two days of history, its aggressors leaning against
+    it (65% buyers): the flow never looks like a rout's. With the burst and violent-move paths
+    off it is deleveraging only through delev_tstat_strong (its 15-min drift against both the
+    local and the long-run volatility); with that off too, not at all."""
+    from signals.config import Thresholds
+
+    b = tape(7, [Seg(2 * 86400 + 6 * 3600), slide(-1, buy=0.65), Seg(1800)])
+    others_off = {"delev_burst_seconds": float("inf"), "delev_move_tstat": float("inf")}
+    res, _ = assert_same(b, EngineConfig(thresholds=Thresholds(**others_off)))
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    th = Thresholds()
+    assert delev and delev[0].side == "sell"
+    ev = delev[0].evidence
+    assert ev["drift_tstat_900s"] <= -th.delev_tstat_strong and ev["move_tstat_900s"] <= -th.delev_tstat_strong
+    assert ev["flow_z_900s"] > -th.delev_flow_z and ev["flow_z_volume"] > -th.delev_flow_z_volume
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_tstat_strong=float("inf"), **others_off)))
+    assert "deleveraging" not in {t.kind for t in res_off.alerts}
+
+
+def test_too_fast_for_a_grind_identically():
+    """A drift of 14% an hour at normal volatility, after two days of history (the move against
+    the long-run volatility needs its hour seen): with steady_move_tstat_max off it is called
+    steady flow 18 minutes in, with a 15-min move of about 10 normal standard deviations; with
+    the cap no steady-flow alert has a move beyond it (the grind's own tail is, once the move
+    has fallen back)."""
+    from signals.config import Thresholds
+
+    cap = Thresholds().steady_move_tstat_max
+    b = tape(5, [Seg(2 * 86400 + 6 * 3600), Seg(3600, drift=4e-5, buy=0.65), Seg(1800)])
+    res, _ = assert_same(b)
+    moves = [t.evidence["move_tstat_900s"] for t in res.alerts if t.kind == "steady_flow"]
+    assert moves and max(abs(m) for m in moves) <= cap
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(steady_move_tstat_max=float("inf"))))
+    moves_off = [t.evidence["move_tstat_900s"] for t in res_off.alerts if t.kind == "steady_flow"]
+    assert max(moves_off) > cap
+
+
+def test_burst_flow_threshold_follows_the_feeds_sides_identically():
+    """burst_flow_z applies where at least half the trades came with an aggressor side,
+    burst_flow_z_tick_rule elsewhere: an impossible level on one and none on the other decides
+    which feed has bursts."""
+    from signals.config import Thresholds
+
+    for sides in (True, False):
+        for sided_level, tick_rule_level in ((100.0, 0.0), (0.0, 100.0)):
+            cfg = EngineConfig(thresholds=Thresholds(burst_flow_z=sided_level, burst_flow_z_tick_rule=tick_rule_level))
+            res, _ = assert_same(burst_tape(3, sides=sides), cfg)
+            expected = sides == (sided_level == 0.0)
+            assert ("burst" in {t.kind for t in res.alerts}) == expected, (sides, sided_level)
 
 
 def test_rout_on_the_volume_clock_identically():
@@ -293,10 +347,10 @@ def test_rout_on_the_volume_clock_identically():
     the violent-move path is off in both runs, so only the volume clock differs)."""
     from signals.config import Thresholds
 
-    no_move = float("inf")
-    res, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(delev_move_tstat=no_move)))
+    no_move = {"delev_move_tstat": float("inf"), "delev_tstat_strong": float("inf")}
+    res, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(**no_move)))
     res_off, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(
-        delev_flow_z_volume=float("inf"), delev_move_tstat=no_move)))
+        delev_flow_z_volume=float("inf"), **no_move)))
     first = [next(t.ts for t in r.alerts if t.kind == "deleveraging") for r in (res, res_off)]
     assert first[0] < first[1] - 30 * 60 * S
 
@@ -307,10 +361,11 @@ def test_violent_rout_with_weaker_flow_identically():
     from signals.config import Thresholds
 
     b = seen_hour_rout_tape(3, sides=False, name="R")
-    res, _ = assert_same(b)
+    no_strong = {"delev_tstat_strong": float("inf")}
+    res, _ = assert_same(b, EngineConfig(thresholds=Thresholds(**no_strong)))
     delev = [t for t in res.alerts if t.kind == "deleveraging"]
     assert [t.instrument for t in delev] == ["R"] and delev[0].evidence["flow_z_900s"] > -Thresholds().delev_flow_z
-    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_move_tstat=float("inf"))))
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_move_tstat=float("inf"), **no_strong)))
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
 
 
