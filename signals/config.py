@@ -129,8 +129,9 @@ class Thresholds:
     delev_tstat: float = 3.0
     delev_vol_ratio: float = 2.0
     delev_activity_ratio: float = 2.5
-    # ... and the activity path still needs the 15-min volatility somewhat above normal: a busy
-    # steady grind (aggressive children raise activity, not volatility) is not deleveraging
+    # ... and the activity path still needs the 15-min volatility somewhat above normal (or a
+    # violent move, delev_move_tstat, where bid-ask noise hides the volatility): a busy steady
+    # grind (aggressive children raise activity, not volatility) is not deleveraging
     delev_activity_vol_ratio: float = 1.2
     # not entered this soon after a burst-level jump: the cascade that follows news is a burst
     delev_jump_quiet_seconds: float = 180.0

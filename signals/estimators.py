@@ -1119,12 +1119,12 @@ class RegimeMachine(Estimator):
 
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
       >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
-      ratio >= delev_activity_vol_ratio), and 15-min flow z >= delev_flow_z (or volume-clock
-      flow z >= delev_flow_z_volume, or either flow z >= delev_move_flow_z with the 15-min
-      drift against the long-run volatility (``Context.move_tstat_900s``) >= delev_move_tstat, or a
-      burst on side ``d`` for delev_burst_seconds, or the 15-min drift t and the move both >=
-      delev_tstat_strong), all on side ``d``; to
-      enter, no burst-level jump in the last delev_jump_quiet_seconds.
+      ratio >= delev_activity_vol_ratio or the move, the 15-min drift against the long-run
+      volatility (``Context.move_tstat_900s``), >= delev_move_tstat), and 15-min flow z >=
+      delev_flow_z (or volume-clock flow z >= delev_flow_z_volume, or either flow z >=
+      delev_move_flow_z with the move >= delev_move_tstat, or a burst on side ``d`` for
+      delev_burst_seconds, or the 15-min drift t and the move both >= delev_tstat_strong),
+      all on side ``d``; to enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
       least burst_min_ticks in the 10-s tick count, 10-s flow z >= burst_flow_z on side ``d``
@@ -1218,7 +1218,8 @@ class RegimeMachine(Estimator):
             return (ctx.warm >= th.warmup_seconds and s["drift_tstat_900s"] * d >= th.delev_tstat * f
                     and (s["vol_ratio_900s"] >= th.delev_vol_ratio * f
                          or (s["activity_ratio"] >= th.delev_activity_ratio * f
-                             and s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f))
+                             and (s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f
+                                  or ctx.move_tstat_900s * d >= th.delev_move_tstat * f)))
                     and (s["flow_z_900s"] * d >= th.delev_flow_z * f
                          or (s["drift_tstat_900s"] * d >= th.delev_tstat_strong * f
                              and ctx.move_tstat_900s * d >= th.delev_tstat_strong * f)

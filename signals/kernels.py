@@ -492,14 +492,17 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # of P_D_TS against both the local, surging volatility and the long-run one needs no
         # flow: a move that strong is one-sided whatever the tick rule makes of the trades (the
         # move is 0 in an hour the profile has not seen, where a busy open's first minutes can
-        # read as a strong local drift while the local volatility lags)
+        # read as a strong local drift while the local volatility lags). The activity path's
+        # volatility gate also passes on a violent move (P_D_MT): where bid-ask noise dominates
+        # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
         return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
             and (stats[S_VR + 1] >= P[P_D_VR] * f
-                 or (stats[S_ACT] >= P[P_D_ACT] * f and stats[S_VR + 1] >= P[P_D_AVR] * f)) \
-            and (stats[S_Z + 1] * d >= P[P_D_Z] * f or (stats[S_T + 1] * d >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
-                 or stats[S_ZV] * d >= P[P_D_ZV] * f
+                 or (stats[S_ACT] >= P[P_D_ACT] * f
+                     and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))) \
+            and (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
+                 or (stats[S_T + 1] * d >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
                  or (move * d >= P[P_D_MT] * f and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_MZ] * f)
                  or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
                      and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))

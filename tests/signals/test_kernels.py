@@ -310,6 +310,26 @@ def test_strong_drift_needs_no_flow_identically():
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
 
 
+def test_violent_move_passes_the_activity_paths_volatility_gate_identically():
+    """A one-hour slide at 5x activity and normal volatility with 80% sellers, after two days of
+    history: its 15-min volatility ratio stays under delev_activity_vol_ratio (as a rout's does
+    where bid-ask noise dominates 1-s returns), its move passes delev_move_tstat, so it is
+    deleveraging; with delev_move_tstat off it is not."""
+    from signals.config import Thresholds
+
+    b = tape(8, [Seg(2 * 86400 + 6 * 3600), Seg(3600, rate=2.5, drift=-4e-5, buy=0.2), Seg(1800)])
+    no_strong = {"delev_tstat_strong": float("inf")}
+    res, _ = assert_same(b, EngineConfig(thresholds=Thresholds(**no_strong)))
+    th = Thresholds()
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    assert delev and delev[0].side == "sell"
+    ev = delev[0].evidence
+    assert ev["vol_ratio_900s"] < th.delev_activity_vol_ratio and ev["move_tstat_900s"] <= -th.delev_move_tstat
+    assert ev["activity_ratio"] >= th.delev_activity_ratio
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_move_tstat=float("inf"), **no_strong)))
+    assert "deleveraging" not in {t.kind for t in res_off.alerts}
+
+
 def test_too_fast_for_a_grind_identically():
     """A drift of 14% an hour at normal volatility, after two days of history (the move against
     the long-run volatility needs its hour seen): with steady_move_tstat_max off it is called
