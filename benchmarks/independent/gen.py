@@ -253,6 +253,16 @@ class Instrument:
                     return a
             return None
 
+        def place_shrinking(L, floor):
+            # an episode of length L, shortened by a fifth (not below floor) until one fits
+            while True:
+                a = place(L)
+                if a is not None:
+                    return a, L
+                if L <= floor:
+                    return None
+                L = max(floor, int(L * 0.8))
+
         def ts_ns(gfloat):
             k = min(int(math.floor(gfloat)), N - 1)
             return int(self.grid[k]) * 10**9 + int((gfloat - k) * 1e9)
@@ -323,26 +333,20 @@ class Instrument:
                         st_two[0] = True
                         return True
             L = int(lu(rng, 2 * HOUR, min(sess_len - 10 * MIN, 10 * HOUR)))
-            while True:
-                a = place(L)
-                if a is not None:
-                    steady.append(([(a, a + L)], direction))
-                    return True
-                if L <= 2 * HOUR:
-                    return False
-                L = max(2 * HOUR, int(L * 0.8))
+            got = place_shrinking(L, 2 * HOUR)
+            if got is None:
+                return False
+            a, L = got
+            steady.append(([(a, a + L)], direction))
+            return True
 
         def place_delev():
             direction = 1 if rng.random() < 0.5 else -1
-            L = int(lu(rng, 20 * MIN, 2 * HOUR))
-            while True:
-                a = place(L)
-                if a is not None:
-                    delev.append((a, L, direction))
-                    return True
-                if L <= 20 * MIN:
-                    return False
-                L = max(20 * MIN, int(L * 0.8))
+            got = place_shrinking(int(lu(rng, 20 * MIN, 2 * HOUR)), 20 * MIN)
+            if got is None:
+                return False
+            delev.append((got[0], got[1], direction))
+            return True
 
         def place_burst():
             direction = 1 if rng.random() < 0.5 else -1
