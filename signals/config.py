@@ -121,6 +121,11 @@ class Thresholds:
     # news (docs/signals.md, "A second generator"); the default keeps burst_flow_z's level
     burst_flow_z_tick_rule: float = 0.5
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
+    # either half of the cascade this strong needs no help from the other: the 1-min drift on
+    # the jump's side with the 10-s flow at least not against it (where the tick rule hides a
+    # cascade's flow), or the 10-s flow z
+    burst_drift_tstat_strong: float = 2.0
+    burst_flow_z_strong: float = 1.0
     burst_jump_window_seconds: float = 60.0
     burst_enter_seconds: float = 0.0
     burst_exit_seconds: float = 120.0

@@ -161,6 +161,7 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_B_MIN] = th.burst_min_ticks
     P[K.P_TRUNC] = 4.0
     P[K.P_B_T] = th.burst_drift_tstat
+    P[K.P_B_TS], P[K.P_B_ZS] = th.burst_drift_tstat_strong, th.burst_flow_z_strong
     P[K.P_JSD] = th.jump_minute_sd
     P[K.P_SURGE] = 2.0
     P[K.P_S_TFLOW], P[K.P_S_ZSTRONG] = th.steady_tstat_flow, th.steady_flow_z_strong

@@ -1024,9 +1024,12 @@ class SameHoursFingerprint(Estimator):
 class Cusum(Estimator):
     """One-sided CUSUM of standardised returns, with the start of the current excursion.
 
-    ``S = max(0, S + sign * u - drift * dt)``: it grows while the returns drift in ``sign``'s
-    direction faster than ``drift`` standard deviations per second and returns to 0 otherwise.
-    The time it last left 0 (``tau``) estimates when the drift began.
+    ``S = min(max(0, S + sign * u - drift * dt), drift * cap)``: it grows while the returns
+    drift in ``sign``'s direction faster than ``drift`` standard deviations per second and
+    returns to 0 otherwise. The time it last left 0 (``tau``) estimates when the drift began.
+    The cap bounds how long a past move keeps it above 0 once the move has ended (``cap``
+    seconds at no drift), so a move that starts hours after a large one gets its own onset
+    instead of the old excursion's.
 
     Parameters
     ----------
@@ -1034,6 +1037,8 @@ class Cusum(Estimator):
         Reference drift in standard deviations per second; smaller drifts do not accumulate.
     sign : float
         +1.0 watches upward drifts, -1.0 downward ones.
+    cap : float
+        Largest value, in seconds of the reference drift (inf: no cap).
 
     Examples
     --------
@@ -1042,6 +1047,11 @@ class Cusum(Estimator):
     ...     _ = up.update(-0.5 if k < 50 else 0.5, 1.0, k)
     >>> round(up.get(), 2), up.tau
     (24.5, 50)
+    >>> capped = Cusum(drift=0.01, sign=1.0, cap=600.0)
+    >>> for k in range(100):
+    ...     _ = capped.update(-0.5 if k < 50 else 0.5, 1.0, k)
+    >>> round(capped.get(), 2), capped.tau
+    (6.0, 50)
 
     References
     ----------
@@ -1050,15 +1060,16 @@ class Cusum(Estimator):
 
     _state = ("value", "tau")
 
-    def __init__(self, drift: float, sign: float):
+    def __init__(self, drift: float, sign: float, cap: float = math.inf):
         self.drift = drift
         self.sign = sign
+        self.cap = cap
         self.value = 0.0
         self.tau = 0
 
     def update(self, u: float, dt: float, ts: int) -> "Cusum":
         was = self.value
-        now = max(0.0, was + self.sign * u - self.drift * dt)
+        now = min(max(0.0, was + self.sign * u - self.drift * dt), self.drift * self.cap)
         if was == 0.0 and now > 0.0:
             self.tau = ts
         self.value = now
@@ -1127,11 +1138,12 @@ class RegimeMachine(Estimator):
       all on side ``d``; to enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
-      least burst_min_ticks in the 10-s tick count, 10-s flow z >= burst_flow_z on side ``d``
-      (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor side),
-      and a burst-level jump (:class:`JumpTest`: significant and at least jump_minute_sd
-      one-minute standard deviations) on side ``d`` within burst_jump_window_seconds with the
-      1-min drift t at least burst_drift_tstat on side ``d``.
+      least burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
+      significant and at least jump_minute_sd one-minute standard deviations) on side ``d``
+      within burst_jump_window_seconds, and the cascade: 10-s flow z >= burst_flow_z on side
+      ``d`` (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor
+      side) with the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
+      burst_drift_tstat_strong with the flow not against it, or the flow at burst_flow_z_strong.
     * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
       1-h volatility ratios <= steady_vol_ratio_max, the 15-min drift against the long-run
       volatility at most steady_move_tstat_max, no significant jump and no burst exit within
@@ -1235,12 +1247,15 @@ class RegimeMachine(Estimator):
                 return False
             if f == 1.0:
                 if (s["activity_ratio"] < th.burst_activity_ratio or ctx.ticks_10s < th.burst_min_ticks
-                        or s["vol_ratio_60s"] < th.burst_vol_ratio
-                        or ctx.flow_z_10s * d < (th.burst_flow_z if ctx.aggressor_sides
-                                                  else th.burst_flow_z_tick_rule)):
+                        or s["vol_ratio_60s"] < th.burst_vol_ratio):
                     return False
-                jump = self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d
-                return jump and s["drift_tstat_60s"] * d >= th.burst_drift_tstat
+                if not (self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d):
+                    return False
+                flow, drift = ctx.flow_z_10s * d, s["drift_tstat_60s"] * d
+                cascade = flow >= (th.burst_flow_z if ctx.aggressor_sides else th.burst_flow_z_tick_rule) \
+                    and drift >= th.burst_drift_tstat
+                return cascade or (drift >= th.burst_drift_tstat_strong and flow >= 0.0) \
+                    or flow >= th.burst_flow_z_strong
             return True
         # not during a burst or deleveraging: a rout's drift is still in the 1-h and 4-h windows
         # when it ends, and a steady candidate that grew under it would be entered at its exit

@@ -92,7 +92,8 @@ P_D_MZ = 41           # ... lets this weaker flow z (15-min or volume clock) sta
 P_D_TS = 42           # deleveraging: a 15-min drift t this strong is one-sided without the flow
 P_B_ZTR = 43          # a burst's 10-s flow z on a tick-rule feed (P_B_Z where the feed has sides)
 P_S_MOVE = 44         # steady flow: no larger 15-min move against the long-run volatility
-NP = 45
+P_B_TS, P_B_ZS = 45, 46   # a burst's 1-min drift t or 10-s flow z this strong needs no help from the other
+NP = 47
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -108,6 +109,9 @@ NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the e
 NOISE_MARGIN = 1.25                # the noise scale corrects only a clear excess of the HAC rate
 NOISE_WARM_S = 43200.0             # trading seconds of baseline before the noise scale is believed
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts
+# a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
+# back at 0 that long after a move ends and a later move gets its own onset
+CUSUM_CAP_SLOW_S, CUSUM_CAP_FAST_S = 4 * 3600.0, 3600.0
 
 
 def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -421,7 +425,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         kap = P[P_CU_SLOW] if c < 2 else P[P_CU_FAST]
         sgn = 1.0 if c % 2 == 0 else -1.0
         was = F[i, F_CU + c]
-        now = max(0.0, was + sgn * u - kap * dt)
+        now = min(max(0.0, was + sgn * u - kap * dt), kap * (CUSUM_CAP_SLOW_S if c < 2 else CUSUM_CAP_FAST_S))
         if was == 0.0 and now > 0.0:
             I[i, I_TAU + c] = bstart
         F[i, F_CU + c] = now
@@ -516,13 +520,20 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             # a surge is many trades: on a sparse feed one early tick is a "fourfold" rate. Where
             # fewer than half the ticks (this one included; I_TICKS counts it only after the bar
             # closes) came with an aggressor side the flow is the tick rule's, which signs a
-            # cascade's trades poorly: it has to reach only P_B_ZTR
-            if stats[S_ACT] < P[P_B_ACT] or F[i, F_ACT_N] < P[P_B_MIN] or stats[S_VR + 0] < P[P_B_VR] \
-                    or _flow10(F, i) * d < (P[P_B_Z] if 2 * I[i, I_SIDED] >= I[i, I_TICKS] + 1 else P[P_B_ZTR]):
+            # cascade's trades poorly: it has to reach only P_B_ZTR. The cascade is the flow and
+            # the 1-min drift on the jump's side together, or either one alone at a strong level
+            # (P_B_TS, P_B_ZS; the drift with the flow at least not against it): a tick-rule feed
+            # can hide a cascade's flow while its price runs
+            if stats[S_ACT] < P[P_B_ACT] or F[i, F_ACT_N] < P[P_B_MIN] or stats[S_VR + 0] < P[P_B_VR]:
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d
-            return jump and stats[S_T + 0] * d >= P[P_B_T]
+            if not jump:
+                return False
+            z = _flow10(F, i) * d
+            t1 = stats[S_T + 0] * d
+            return (z >= (P[P_B_Z] if 2 * I[i, I_SIDED] >= I[i, I_TICKS] + 1 else P[P_B_ZTR]) and t1 >= P[P_B_T]) \
+                or (t1 >= P[P_B_TS] and z >= 0.0) or z >= P[P_B_ZS]
         return True
     # steady flow: slow drift on two horizons, normal volatility (15 min and 1 h), no recent jump
     # or fast regime, and corroboration from order flow (aggressive or absorbed) or the same-hours

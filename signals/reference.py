@@ -39,6 +39,8 @@ NOISE_BLOCK_NS = 900 * 10**9  # blocks of the noise scale
 NOISE_MARGIN = 1.25         # the noise scale corrects only a clear excess of the HAC rate
 NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
 MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts
+CUSUM_CAP_SLOW_S = 4 * 3600.0  # a CUSUM holds at most this many seconds of its reference drift (slow)
+CUSUM_CAP_FAST_S = 3600.0      # ... (fast)
 
 
 class Instrument:
@@ -73,7 +75,8 @@ class Instrument:
         # implies at its horizon, t = mu / sigma * sqrt(2 h)
         slow = th.steady_tstat / math.sqrt(2 * 3600.0) / 2
         fast = th.delev_tstat / math.sqrt(2 * 900.0) / 2
-        self.cusums = [Cusum(slow, 1.0), Cusum(slow, -1.0), Cusum(fast, 1.0), Cusum(fast, -1.0)]
+        self.cusums = [Cusum(slow, 1.0, CUSUM_CAP_SLOW_S), Cusum(slow, -1.0, CUSUM_CAP_SLOW_S),
+                       Cusum(fast, 1.0, CUSUM_CAP_FAST_S), Cusum(fast, -1.0, CUSUM_CAP_FAST_S)]
         self.regime = RegimeMachine(th)
         self.stats = dict.fromkeys(STAT_NAMES, 0.0)
         self.move = 0.0            # 15-min drift against the long-run volatility (evidence, not state)

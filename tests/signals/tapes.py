@@ -89,6 +89,12 @@ def two_grinds_tape(seed: int, pause_hours: float, direction: int = 1, **kw) -> 
                        Seg(3600)], **kw)
 
 
+def rout_then_grind_tape(seed: int, pause_hours: float, **kw) -> TickBatch:
+    """6 h quiet, a 1-h rout down (4x volatility, 80% sellers, a 30% slide), ``pause_hours``
+    quiet, then 6 h of the steady downward drift of steady_tape and 1 h quiet."""
+    return tape(seed, [Seg(WARM_S), slide(-1, 0.2), Seg(pause_hours * 3600), grind(6 * 3600, -1), Seg(3600)], **kw)
+
+
 def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     """3 h quiet, then a 0.4% jump and 4 min of 10x activity, 3x volatility, momentum and 80% same-side flow."""
     return tape(seed, [Seg(3 * 3600), news(240, direction), Seg(3600)], **kw)

@@ -21,7 +21,7 @@ from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
-                                long_rout_tape, news_then_delev_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
+                                long_rout_tape, news_then_delev_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape)
 
 
@@ -208,6 +208,25 @@ def test_a_grind_that_pauses_briefly_resumes_its_episode(seed):
     assert [t.event for t in steady][:3] == ["enter", "exit", "resume"], [t.to_dict() for t in steady]
     assert sum(t.event == "enter" for t in steady) == 1
     assert {(t.id, t.onset_ts) for t in steady} == {(steady[0].id, steady[0].onset_ts)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_grind_hours_after_a_rout_has_its_own_onset(seed, monkeypatch):
+    """A 30% rout, 7 h quiet, then a grind on the same side: the grind's onset is its own start
+    (within 1 h), because a CUSUM holds at most 4 h of its reference drift. Uncapped (the
+    reference implementation with the caps at inf), the rout keeps the slow CUSUM above 0 for
+    days and the grind's onset points back to the rout, 8 h early."""
+    import signals.reference as reference
+
+    b = rout_then_grind_tape(seed, pause_hours=7)
+    start = T0 + (WARM_S + 8 * 3600) * S
+    _, res = run(b)
+    steady = [t for t in res.alerts if t.kind == "steady_flow"]
+    assert [t.side for t in steady] == ["sell"] and abs(steady[0].onset_ts - start) <= 3600 * S
+    monkeypatch.setattr(reference, "CUSUM_CAP_SLOW_S", float("inf"))
+    monkeypatch.setattr(reference, "CUSUM_CAP_FAST_S", float("inf"))
+    uncapped = [t for t in reference.ReferenceEngine(None).process(b).alerts if t.kind == "steady_flow"]
+    assert uncapped[0].ts == steady[0].ts and uncapped[0].onset_ts <= start - 7 * 3600 * S
 
 
 def test_quiet_random_walks_alert_rarely():
@@ -434,6 +453,21 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
     assert missed_off >= 2 and on_move_path >= 2
 
 
+def test_a_cascade_that_runs_the_price_with_balanced_trades_is_a_burst():
+    """A news jump, then 4 min of 10x activity, 3x volatility and a price that keeps running the
+    jump's way while the aggressor sides stay 50/50 (as a tick-rule feed or a feed that signs a
+    cascade poorly can show it): the 1-min drift alone (burst_drift_tstat_strong, the flow not
+    against it) calls it. Measured over these 10 seeds: 8 bursts; with that path off 6 (only
+    where the balanced flow happened to lean the jump's way)."""
+    def news_tape(seed):
+        return tape(seed, [Seg(3 * 3600), Seg(240, rate=5.0, vol=3e-4, drift=8e-5, buy=0.5, jump=0.004), Seg(3600)])
+
+    on = sum(any(t.kind == "burst" and t.side == "buy" for t in _alerts(news_tape(s))) for s in range(10))
+    off = sum(any(t.kind == "burst" for t in _alerts(news_tape(s), burst_drift_tstat_strong=float("inf")))
+              for s in range(10))
+    assert on >= 8 and off <= on - 2
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_jump_and_a_few_early_ticks_on_a_sparse_feed_are_not_a_burst(seed):
     """One tick per 20 s, then a jump and 5 same-side trades a second apart: the 10-s rate is
@@ -452,14 +486,15 @@ def test_a_volatility_surge_without_news_is_not_a_string_of_jumps():
     driftless, in an hour of the day the engine has not seen (a session open on a feed's first
     day). Its moves are measured against the last minute's volatility too, not only against the
     calmer 15 minutes before it, so few of them are jumps and hardly any starts a burst. Measured
-    over these 12 seeds: 10 jumps and 1 burst; with the jump scale of the 15-min and long-run
-    variance only, 42 jumps and 7 bursts."""
+    over these 12 seeds: 10 jumps and 2 bursts (1 with burst_drift_tstat_strong off: a jump the
+    next minute's returns happen to follow); with the jump scale of the 15-min and long-run
+    variance only, 42 jumps and 7 bursts (under the burst rule of then)."""
     jumps = bursts = 0
     for seed in range(12):
         eng, res = run(surge_tape(seed))
         jumps += int(eng.view().jumps_total[0])
         bursts += sum(t.kind == "burst" for t in res.alerts)
-    assert jumps <= 18 and bursts <= 2
+    assert jumps <= 18 and bursts <= 3
 
 
 def test_status_and_view_agree():

@@ -26,7 +26,7 @@ from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, slide, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
-                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape)
+                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -351,15 +351,43 @@ def test_too_fast_for_a_grind_identically():
 def test_burst_flow_threshold_follows_the_feeds_sides_identically():
     """burst_flow_z applies where at least half the trades came with an aggressor side,
     burst_flow_z_tick_rule elsewhere: an impossible level on one and none on the other decides
-    which feed has bursts."""
+    which feed has bursts (the paths where flow or drift alone suffices are off)."""
     from signals.config import Thresholds
 
+    alone_off = {"burst_drift_tstat_strong": float("inf"), "burst_flow_z_strong": float("inf")}
     for sides in (True, False):
         for sided_level, tick_rule_level in ((100.0, 0.0), (0.0, 100.0)):
-            cfg = EngineConfig(thresholds=Thresholds(burst_flow_z=sided_level, burst_flow_z_tick_rule=tick_rule_level))
+            cfg = EngineConfig(thresholds=Thresholds(burst_flow_z=sided_level, burst_flow_z_tick_rule=tick_rule_level,
+                                                     **alone_off))
             res, _ = assert_same(burst_tape(3, sides=sides), cfg)
             expected = sides == (sided_level == 0.0)
             assert ("burst" in {t.kind for t in res.alerts}) == expected, (sides, sided_level)
+
+
+@pytest.mark.parametrize("alone,seed", [("drift", 4), ("flow", 3)])
+def test_either_half_of_a_cascade_alone_identically(alone, seed):
+    """With the joint rule out of reach (the other half at an impossible level), the 1-min drift
+    alone at burst_drift_tstat_strong, or the 10-s flow alone at burst_flow_z_strong, calls the
+    news burst; with that level at inf as well there is no burst."""
+    from signals.config import Thresholds
+
+    inf = float("inf")
+    if alone == "drift":
+        base = {"burst_flow_z": 100.0, "burst_flow_z_tick_rule": 100.0, "burst_flow_z_strong": inf}
+        key = "burst_drift_tstat_strong"
+    else:
+        base = {"burst_drift_tstat": 100.0, "burst_drift_tstat_strong": inf}
+        key = "burst_flow_z_strong"
+    for level, expected in ((getattr(Thresholds(), key), True), (inf, False)):
+        res, _ = assert_same(burst_tape(seed), EngineConfig(thresholds=Thresholds(**base, **{key: level})))
+        assert ("burst" in {t.kind for t in res.alerts}) == expected, (alone, level)
+
+
+def test_capped_cusums_identically():
+    """A 30% rout drives the CUSUMs to their caps; the grind 7 h later gets the same (own) onset
+    from both."""
+    res, _ = assert_same(rout_then_grind_tape(1, pause_hours=7))
+    assert [t.kind for t in res.alerts] == ["deleveraging", "steady_flow"]
 
 
 def test_rout_on_the_volume_clock_identically():
