@@ -165,6 +165,10 @@ class Thresholds:
     steady_tstat: float = 3.5
     steady_tstat_slow: float = 2.5
     steady_vol_ratio_max: float = 1.6      # on the 15-min and the 1-h volatility ratio
+    # ... and the same on the noise-free scale: the 15-min and 1-h local lag-1 HAC volatility
+    # over the long-run HAC one. Where bid-ask noise dominates 1-s returns a rout's volatility
+    # ratio (noise included) reads little above 1; this one does not (inf: off)
+    steady_hac_vol_ratio_max: float = 1.5
     # ... and the 15-min move against the long-run volatility (move_tstat_900s) at most this: a
     # grind of 5 hourly standard deviations per hour reads about 3.5 there, a rout far more, also
     # where its volatility on 1-s bars hides under bid-ask noise (inf: off)

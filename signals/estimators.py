@@ -1106,6 +1106,7 @@ class Context(NamedTuple):
     ticks_10s: float                    # 10-s weighted tick count behind the activity ratio
     move_tstat_900s: float = 0.0        # 15-min drift t against the long-run volatility (evidence name too)
     aggressor_sides: bool = True        # at least half the instrument's trades came with a side
+    hac_vol_ratio: float = 0.0          # 15-min or 1-h local HAC volatility (the larger) over the long-run one
 
 
 class Event(NamedTuple):
@@ -1145,8 +1146,9 @@ class RegimeMachine(Estimator):
       side) with the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
       burst_drift_tstat_strong with the flow not against it, or the flow at burst_flow_z_strong.
     * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
-      1-h volatility ratios <= steady_vol_ratio_max, the 15-min drift against the long-run
-      volatility at most steady_move_tstat_max, no significant jump and no burst exit within
+      1-h volatility ratios <= steady_vol_ratio_max (and on the noise-free scale,
+      ``Context.hac_vol_ratio``, <= steady_hac_vol_ratio_max), the 15-min drift against the
+      long-run volatility at most steady_move_tstat_max, no significant jump and no burst exit within
       steady_jump_quiet_seconds, no deleveraging exit within steady_after_deleveraging_seconds,
       and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with
       1-h t >= steady_tstat_flow and 4-h t >= steady_tstat_slow scaled alike, or a drift (1-h t
@@ -1261,6 +1263,8 @@ class RegimeMachine(Estimator):
         # when it ends, and a steady candidate that grew under it would be entered at its exit
         if self.regime in ("burst", "deleveraging") or ctx.warm < th.steady_warmup_seconds \
                 or max(s["vol_ratio_900s"], s["vol_ratio_3600s"]) > th.steady_vol_ratio_max / f:
+            return False
+        if ctx.hac_vol_ratio > th.steady_hac_vol_ratio_max / f:      # nor on the noise-free scale
             return False
         if abs(ctx.move_tstat_900s) > th.steady_move_tstat_max / f:     # a grind does not move that fast
             return False

@@ -93,7 +93,8 @@ P_D_TS = 42           # deleveraging: a 15-min drift t this strong is one-sided 
 P_B_ZTR = 43          # a burst's 10-s flow z on a tick-rule feed (P_B_Z where the feed has sides)
 P_S_MOVE = 44         # steady flow: no larger 15-min move against the long-run volatility
 P_B_TS, P_B_ZS = 45, 46   # a burst's 1-min drift t or 10-s flow z this strong needs no help from the other
-NP = 47
+P_S_HVRMAX = 47           # steady flow: no larger 15-min or 1-h volatility ratio on the noise-free (HAC) scale
+NP = 48
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -462,6 +463,18 @@ def _flow10(F, i):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _hac_vol_ratio(F, i):
+    """The 15-min or 1-h local lag-1 HAC volatility, the larger, over the long-run HAC one."""
+    vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
+    vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb) if F[i, F_VB_D] > 0.0 else 0.0
+    v = 0.0
+    for k in (1, 2):
+        if F[i, F_VD + k] > 0.0:
+            v = max(v, F[i, F_VN + k] / F[i, F_VD + k])
+    return math.sqrt(v / vh) if vh > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _sgn(x):
     return 1 if x > 0.0 else (-1 if x < 0.0 else 0)
 
@@ -541,6 +554,10 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
     # 4-h windows when it ends, and a candidate grown under it would be entered at its exit
     if I[i, I_REGIME] >= REGIME_BURST or warm < P[P_WARM_SLOW_S] \
             or max(stats[S_VR + 1], stats[S_VR + 2]) > P[P_S_VRMAX] / f:
+        return False
+    # the same on the noise-free (lag-1 HAC) scale: where bid-ask noise dominates 1-s returns the
+    # ratios above read a rout's volatility little above 1, this one does not
+    if _hac_vol_ratio(F, i) > P[P_S_HVRMAX] / f:
         return False
     # a grind does not move many normal standard deviations in 15 minutes: a rout does, also where
     # its volatility on 1-s bars hides under microstructure noise and the volatility ratios stay low

@@ -141,9 +141,11 @@ class Instrument:
             c.update(u, dt, bar.start)
         stats["absorption_z"] = absorption_z(stats["drift_tstat_3600s"], stats["flow_z_3600s"])
         self.move = self.drift[1].normal_tstat(vh, nscale) if self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S else 0.0
+        local = max(0.0, *(self.drift[k].local_variance() for k in (1, 2)))
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
-                      self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1))
+                      self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
+                      math.sqrt(local / vh) if vh > 0.0 else 0.0)
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:

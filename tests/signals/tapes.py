@@ -47,8 +47,9 @@ def slide(direction: int, buy: float) -> Seg:
 
 
 def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.0, sides: bool = True,
-         one_per: int = 0) -> TickBatch:
-    """A one-instrument tape from segments; ``one_per`` (ns) keeps at most one tick per bar that wide."""
+         one_per: int = 0, half_spread: float = 0.0) -> TickBatch:
+    """A one-instrument tape from segments; ``one_per`` (ns) keeps at most one tick per bar that
+    wide; ``half_spread`` (relative) puts each trade at the ask (buyer) or the bid (seller)."""
     rng = np.random.default_rng(seed)
     ts, rets, sds = [], [], []
     t = 0.0
@@ -71,6 +72,7 @@ def tape(seed: int, segments, *, name: str = "X", t0: int = T0, p0: float = 100.
     stamp = t0 + (np.concatenate(ts) * S).astype(np.int64)
     price = p0 * np.exp(np.cumsum(np.concatenate(rets)))
     side = np.concatenate(sds).astype(np.int8)
+    price = price * (1.0 + half_spread * side)
     size = rng.exponential(5.0, len(stamp)).round(2)
     if one_per:
         keep = np.diff(stamp // one_per, prepend=-1) != 0
@@ -93,6 +95,14 @@ def rout_then_grind_tape(seed: int, pause_hours: float, **kw) -> TickBatch:
     """6 h quiet, a 1-h rout down (4x volatility, 80% sellers, a 30% slide), ``pause_hours``
     quiet, then 6 h of the steady downward drift of steady_tape and 1 h quiet."""
     return tape(seed, [Seg(WARM_S), slide(-1, 0.2), Seg(pause_hours * 3600), grind(6 * 3600, -1), Seg(3600)], **kw)
+
+
+def noisy_slide_tape(seed: int, **kw) -> TickBatch:
+    """A feed whose bid-ask bounce (0.05% half-spread, a trade a second) is 50 times the
+    efficient variance of a 1-s return: 12 h quiet, then 3 h at three times the volatility
+    with a slow slide (60% sellers), then 1 h quiet."""
+    return tape(seed, [Seg(12 * 3600, rate=1.0), Seg(3 * 3600, rate=1.5, vol=3e-4, drift=-1.3e-5, buy=0.4),
+                       Seg(3600, rate=1.0)], half_spread=5e-4, **kw)
 
 
 def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:

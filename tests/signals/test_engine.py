@@ -21,7 +21,7 @@ from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
-                                long_rout_tape, news_then_delev_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
+                                long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape)
 
 
@@ -208,6 +208,20 @@ def test_a_grind_that_pauses_briefly_resumes_its_episode(seed):
     assert [t.event for t in steady][:3] == ["enter", "exit", "resume"], [t.to_dict() for t in steady]
     assert sum(t.event == "enter" for t in steady) == 1
     assert {(t.id, t.onset_ts) for t in steady} == {(steady[0].id, steady[0].onset_ts)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_volatile_slide_under_bid_ask_noise_is_not_steady_flow(seed):
+    """Three hours at three times the volatility, sliding with 60% sellers, on a feed whose
+    bid-ask bounce dominates 1-s returns: the volatility ratio (noise included) reads about 1.1,
+    so without steady_hac_vol_ratio_max the slide is called steady flow within its first hour
+    or so. On the noise-free (lag-1 HAC) scale it is three times normal: no steady flow while it
+    lasts."""
+    end = T0 + 15 * 3600 * S
+    off = [t for t in _alerts(noisy_slide_tape(seed), steady_hac_vol_ratio_max=float("inf"))
+           if t.kind == "steady_flow"]
+    assert off and off[0].ts < end and off[0].evidence["vol_ratio_900s"] < 1.2
+    assert not [t for t in _alerts(noisy_slide_tape(seed)) if t.kind == "steady_flow" and t.ts < end]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

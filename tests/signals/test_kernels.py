@@ -26,7 +26,7 @@ from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, slide, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
-                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, rout_then_grind_tape)
+                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -381,6 +381,19 @@ def test_either_half_of_a_cascade_alone_identically(alone, seed):
     for level, expected in ((getattr(Thresholds(), key), True), (inf, False)):
         res, _ = assert_same(burst_tape(seed), EngineConfig(thresholds=Thresholds(**base, **{key: level})))
         assert ("burst" in {t.kind for t in res.alerts}) == expected, (alone, level)
+
+
+def test_noise_free_volatility_cap_identically():
+    """A volatile slide hidden under bid-ask noise: steady flow is held back by the HAC volatility
+    ratio, in the kernel and the reference alike; with the cap at inf both call it."""
+    from signals.config import Thresholds
+
+    b = noisy_slide_tape(0)
+    res, _ = assert_same(b)
+    off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(steady_hac_vol_ratio_max=float("inf"))))
+    end = T0 + 15 * 3600 * S
+    assert not [t for t in res.alerts if t.kind == "steady_flow" and t.ts < end]
+    assert [t for t in off.alerts if t.kind == "steady_flow" and t.ts < end]
 
 
 def test_capped_cusums_identically():
