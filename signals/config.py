@@ -23,6 +23,7 @@ A TOML file looks like this (every key optional)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -121,10 +122,12 @@ class Thresholds:
     # news (docs/signals.md, "A second generator"); the default keeps burst_flow_z's level
     burst_flow_z_tick_rule: float = 0.5
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
-    # either half of the cascade this strong needs no help from the other: the 1-min drift on
-    # the jump's side with the 10-s flow at least not against it (where the tick rule hides a
-    # cascade's flow), or the 10-s flow z
-    burst_drift_tstat_strong: float = 2.0
+    # either half of the cascade this strong needs no help from the other: the 10-s flow z, or
+    # the 1-min drift on the jump's side with the 10-s flow at least not against it (where the
+    # tick rule hides a cascade's flow). The drift alone is off by default: at 2 it finds more
+    # bursts on tick-rule feeds but lets balanced news days through (precision under 0.9 on
+    # three of five sets, docs/signals.md "A second pass on the second generator")
+    burst_drift_tstat_strong: float = math.inf
     burst_flow_z_strong: float = 1.0
     burst_jump_window_seconds: float = 60.0
     burst_enter_seconds: float = 0.0

@@ -158,7 +158,7 @@ def test_example_engine_config_loads_and_matches_the_demo_tape():
 def test_example_engine_config_lists_every_key_with_its_default(tmp_path):
     """Uncommenting the example's ``# key = value`` lines gives the defaults, and none is missing."""
     text = (DEPLOY / "tapewatch.toml").read_text()
-    number = r"^# (\w+) = ([0-9.e+-]+)(?=\s|$)"
+    number = r"^# (\w+) = ([0-9.e+-]+|inf)(?=\s|$)"
     shown = re.findall(number, text, flags=re.M)
     uncommented = re.sub(number, r"\1 = \2", text, flags=re.M)
     (tmp_path / "all.toml").write_text(uncommented)

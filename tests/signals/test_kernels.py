@@ -367,8 +367,8 @@ def test_burst_flow_threshold_follows_the_feeds_sides_identically():
 @pytest.mark.parametrize("alone,seed", [("drift", 4), ("flow", 3)])
 def test_either_half_of_a_cascade_alone_identically(alone, seed):
     """With the joint rule out of reach (the other half at an impossible level), the 1-min drift
-    alone at burst_drift_tstat_strong, or the 10-s flow alone at burst_flow_z_strong, calls the
-    news burst; with that level at inf as well there is no burst."""
+    alone at burst_drift_tstat_strong (2; off by default), or the 10-s flow alone at
+    burst_flow_z_strong, calls the news burst; with that level at inf as well there is no burst."""
     from signals.config import Thresholds
 
     inf = float("inf")
@@ -378,7 +378,7 @@ def test_either_half_of_a_cascade_alone_identically(alone, seed):
     else:
         base = {"burst_drift_tstat": 100.0, "burst_drift_tstat_strong": inf}
         key = "burst_flow_z_strong"
-    for level, expected in ((getattr(Thresholds(), key), True), (inf, False)):
+    for level, expected in ((2.0 if alone == "drift" else Thresholds().burst_flow_z_strong, True), (inf, False)):
         res, _ = assert_same(burst_tape(seed), EngineConfig(thresholds=Thresholds(**base, **{key: level})))
         assert ("burst" in {t.kind for t in res.alerts}) == expected, (alone, level)
 
