@@ -126,7 +126,7 @@ class Thresholds:
     # the 1-min drift on the jump's side with the 10-s flow at least not against it (where the
     # tick rule hides a cascade's flow). The drift alone is off by default: at 2 it finds more
     # bursts on tick-rule feeds but lets balanced news days through (precision under 0.9 on
-    # three of five sets, docs/signals.md "A second pass on the second generator")
+    # three of four held-out sets, docs/signals.md "A second pass on the second generator")
     burst_drift_tstat_strong: float = math.inf
     burst_flow_z_strong: float = 1.0
     burst_jump_window_seconds: float = 60.0

@@ -1148,8 +1148,9 @@ class RegimeMachine(Estimator):
     * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
       1-h volatility ratios <= steady_vol_ratio_max (and on the noise-free scale,
       ``Context.hac_vol_ratio``, <= steady_hac_vol_ratio_max), the 15-min drift against the
-      long-run volatility at most steady_move_tstat_max, no significant jump and no burst exit within
-      steady_jump_quiet_seconds, no deleveraging exit within steady_after_deleveraging_seconds,
+      long-run volatility at most steady_move_tstat_max, no significant jump and no burst exit
+      within steady_jump_quiet_seconds, no deleveraging exit within
+      steady_after_deleveraging_seconds,
       and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with
       1-h t >= steady_tstat_flow and 4-h t >= steady_tstat_slow scaled alike, or a drift (1-h t
       >= steady_tstat and 4-h t >= steady_tstat_slow) with corroboration (|1-h flow z| >=

@@ -482,6 +482,22 @@ def test_a_cascade_that_runs_the_price_with_balanced_trades_is_a_burst():
     assert on >= 8 and off <= on - 2
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_drift_whose_trades_lean_against_the_jump_is_not_a_burst_on_its_own(seed):
+    """The same news with 70% sellers after an up-jump: the 1-min drift t passes 2 within the
+    jump's minute, but the flow leans against the jump (a reversal's, not a momentum cascade's),
+    so the drift alone (burst_drift_tstat_strong at 2, the joint rule out of reach) calls no
+    burst; with buyers (the cascade of burst_tape) it does."""
+    cfg = {"burst_flow_z": 100.0, "burst_flow_z_tick_rule": 100.0, "burst_flow_z_strong": float("inf"),
+           "burst_drift_tstat_strong": 2.0}
+    against = tape(seed, [Seg(3 * 3600), Seg(240, rate=5.0, vol=3e-4, drift=8e-5, buy=0.3, jump=0.004), Seg(3600)])
+    _, res = run(against, EngineConfig(thresholds=Thresholds(**cfg)), sample_every_seconds=1)
+    jump_minute = (res.samples.ts >= T0 + 3 * 3600 * S) & (res.samples.ts <= T0 + (3 * 3600 + 60) * S)
+    assert res.samples.stats[jump_minute, STAT_NAMES.index("drift_tstat_60s")].max() >= 2.0
+    assert not [t for t in res.alerts if t.kind == "burst"]
+    assert "burst" in {t.kind for t in _alerts(burst_tape(4), **cfg)}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_jump_and_a_few_early_ticks_on_a_sparse_feed_are_not_a_burst(seed):
     """One tick per 20 s, then a jump and 5 same-side trades a second apart: the 10-s rate is
