@@ -1154,7 +1154,8 @@ class RegimeMachine(Estimator):
       and either strong flow (|1-h flow z| >= steady_flow_z_strong, aggressive or absorbed) with
       1-h t >= steady_tstat_flow and 4-h t >= steady_tstat_slow scaled alike, or a drift (1-h t
       >= steady_tstat and 4-h t >= steady_tstat_slow) with corroboration (|1-h flow z| >=
-      steady_flow_z or the same-hours fingerprint >= steady_fingerprint_tstat).
+      steady_flow_z or the same-hours fingerprint >= steady_fingerprint_tstat), which a 1-h t
+      of steady_tstat_strong does without.
 
     A kind becomes a candidate when its rule holds at entry level on its primary side and
     stays one while the looser rule holds; it is entered when it has been a candidate for its
@@ -1283,7 +1284,9 @@ class RegimeMachine(Estimator):
             return True
         if t1 < th.steady_tstat * f or t4 < th.steady_tstat_slow * f:
             return False
-        return z1 >= th.steady_flow_z * f or s["fingerprint_tstat"] * d >= th.steady_fingerprint_tstat * f
+        # a drift this strong needs no corroboration: passive children leave no trace in the flow
+        return (t1 >= th.steady_tstat_strong * f or z1 >= th.steady_flow_z * f
+                or s["fingerprint_tstat"] * d >= th.steady_fingerprint_tstat * f)
 
     def primary_side(self, kind: str, s: dict, ctx: Context) -> int:
         """The direction ``kind`` would be entered on now."""

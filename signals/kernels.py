@@ -94,7 +94,8 @@ P_B_ZTR = 43          # a burst's 10-s flow z on a tick-rule feed (P_B_Z where t
 P_S_MOVE = 44         # steady flow: no larger 15-min move against the long-run volatility
 P_B_TS, P_B_ZS = 45, 46   # a burst's 1-min drift t or 10-s flow z this strong needs no help from the other
 P_S_HVRMAX = 47           # steady flow: no larger 15-min or 1-h volatility ratio on the noise-free (HAC) scale
-NP = 48
+P_S_TS = 48              # steady flow: a 1-h t this strong needs no corroboration
+NP = 49
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -577,7 +578,9 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         return True
     if t1 < P[P_S_T] * f or t4 < P[P_S_TSLOW] * f:
         return False
-    return z1 >= P[P_S_Z] * f or stats[S_FP] * d >= P[P_S_FP] * f
+    # a drift this strong is no random walk's wander, whatever the flow: passive children that
+    # neither take liquidity nor lean against it leave no trace in the signed volume
+    return t1 >= P[P_S_TS] * f or z1 >= P[P_S_Z] * f or stats[S_FP] * d >= P[P_S_FP] * f
 
 
 @njit(cache=True, nogil=True)

@@ -85,6 +85,12 @@ def steady_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     return tape(seed, [Seg(WARM_S), grind(6 * 3600, direction), Seg(4 * 3600)], **kw)
 
 
+def balanced_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """6 h quiet, then 6 h of a drift twice steady_tape's (t about 10 at 1 h) whose trades are
+    balanced (half the aggressors buy: passive children), then 3 h quiet."""
+    return tape(seed, [Seg(WARM_S), Seg(6 * 3600, drift=direction * 1.2e-5), Seg(3 * 3600)], **kw)
+
+
 def two_grinds_tape(seed: int, pause_hours: float, direction: int = 1, **kw) -> TickBatch:
     """6 h quiet, 4 h of the steady drift of steady_tape, ``pause_hours`` flat, 4 h more of it, 1 h quiet."""
     return tape(seed, [Seg(WARM_S), grind(4 * 3600, direction), Seg(pause_hours * 3600), grind(4 * 3600, direction),

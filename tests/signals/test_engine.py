@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape)
 
@@ -222,6 +222,24 @@ def test_a_volatile_slide_under_bid_ask_noise_is_not_steady_flow(seed):
            if t.kind == "steady_flow"]
     assert off and off[0].ts < end and off[0].evidence["vol_ratio_900s"] < 1.2
     assert not [t for t in _alerts(noisy_slide_tape(seed)) if t.kind == "steady_flow" and t.ts < end]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_strong_grind_with_balanced_trades_needs_no_corroboration(seed):
+    """Passive children leave no trace in the signed volume. With the fingerprint's
+    corroboration switched off, the 1-h flow |z| stays under steady_flow_z, and the grind is
+    called on its drift alone (1-h t at least steady_tstat_strong) within its first 90
+    minutes; with steady_tstat_strong off too, nothing is called in that time (later only
+    when the balanced flow happens to lean one way)."""
+    inf = float("inf")
+    th = Thresholds()
+    start = T0 + WARM_S * S
+    on = [t for t in _alerts(balanced_grind_tape(seed), steady_fingerprint_tstat=inf) if t.kind == "steady_flow"]
+    assert on and on[0].side == "sell" and on[0].ts < start + 5400 * S, [t.to_dict() for t in on]
+    assert abs(on[0].evidence["flow_z_3600s"]) < th.steady_flow_z
+    assert on[0].evidence["drift_tstat_3600s"] <= -th.steady_tstat_strong
+    off = _alerts(balanced_grind_tape(seed), steady_fingerprint_tstat=inf, steady_tstat_strong=inf)
+    assert not [t for t in off if t.kind == "steady_flow" and t.ts < start + 5400 * S]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, slide, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -244,6 +244,16 @@ def test_many_interleaved_instruments_with_single_ticks_and_extreme_levels():
 def test_steady_flow_enters_and_exits_identically():
     res, _ = assert_same(steady_tape(1))
     assert {("steady_flow", "enter"), ("steady_flow", "exit")} <= _kinds(res)
+
+
+def test_strong_drift_without_corroboration_identically():
+    """A grind with balanced trades and the fingerprint's corroboration off: only the drift
+    alone (steady_tstat_strong) calls it, in the kernel as in the reference."""
+    from signals.config import Thresholds
+
+    res, _ = assert_same(balanced_grind_tape(2), EngineConfig(thresholds=Thresholds(steady_fingerprint_tstat=math.inf)))
+    steady = [t for t in res.alerts if t.kind == "steady_flow"]
+    assert steady and abs(steady[0].evidence["flow_z_3600s"]) < Thresholds().steady_flow_z
 
 
 def test_jump_and_activity_surge_bursts_identically():
