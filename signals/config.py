@@ -161,6 +161,11 @@ class Thresholds:
     # (surging) and the long-run volatility: a move that strong is one-sided whatever the tick
     # rule makes of the flow (inf: off)
     delev_tstat_strong: float = 6.0
+    # ... and a violent move (move at least delev_move_tstat) with a strong one-sided flow (15-min
+    # or volume-clock z at least delev_violent_flow_z) needs a 15-min drift t of only
+    # delev_violent_tstat: its denominator is the rout's own surging volatility (inf: off)
+    delev_violent_tstat: float = 2.0
+    delev_violent_flow_z: float = 2.5
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0

@@ -160,6 +160,7 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_S_MOVE] = th.steady_move_tstat_max
     P[K.P_S_HVRMAX] = th.steady_hac_vol_ratio_max
     P[K.P_S_TS] = th.steady_tstat_strong
+    P[K.P_D_VT], P[K.P_D_VZ] = th.delev_violent_tstat, th.delev_violent_flow_z
     P[K.P_B_MIN] = th.burst_min_ticks
     P[K.P_TRUNC] = 4.0
     P[K.P_B_T] = th.burst_drift_tstat

@@ -1136,7 +1136,9 @@ class RegimeMachine(Estimator):
       delev_flow_z (or volume-clock flow z >= delev_flow_z_volume, or either flow z >=
       delev_move_flow_z with the move >= delev_move_tstat, or a burst on side ``d`` for
       delev_burst_seconds, or the 15-min drift t and the move both >= delev_tstat_strong),
-      all on side ``d``; to enter, no burst-level jump in the last delev_jump_quiet_seconds.
+      all on side ``d``; or, in place of the drift and flow conditions, a 15-min drift t of
+      only delev_violent_tstat with the move >= delev_move_tstat and either flow z >=
+      delev_violent_flow_z; to enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
       least burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
@@ -1231,19 +1233,23 @@ class RegimeMachine(Estimator):
         if kind == "deleveraging":
             if f == 1.0 and self._jump_within(ctx, th.delev_jump_quiet_seconds):
                 return False
-            return (ctx.warm >= th.warmup_seconds and s["drift_tstat_900s"] * d >= th.delev_tstat * f
-                    and (s["vol_ratio_900s"] >= th.delev_vol_ratio * f
-                         or (s["activity_ratio"] >= th.delev_activity_ratio * f
-                             and (s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f
-                                  or ctx.move_tstat_900s * d >= th.delev_move_tstat * f)))
-                    and (s["flow_z_900s"] * d >= th.delev_flow_z * f
-                         or (s["drift_tstat_900s"] * d >= th.delev_tstat_strong * f
-                             and ctx.move_tstat_900s * d >= th.delev_tstat_strong * f)
-                         or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f
-                         or (ctx.move_tstat_900s * d >= th.delev_move_tstat * f
-                             and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_move_flow_z * f)
-                         or (self.regime == "burst" and self.direction == d
-                             and ctx.start - self.enter_ts >= th.delev_burst_seconds * 1e9)))
+            if ctx.warm < th.warmup_seconds or not (
+                    s["vol_ratio_900s"] >= th.delev_vol_ratio * f
+                    or (s["activity_ratio"] >= th.delev_activity_ratio * f
+                        and (s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f
+                             or ctx.move_tstat_900s * d >= th.delev_move_tstat * f))):
+                return False
+            t15 = s["drift_tstat_900s"] * d
+            if t15 < th.delev_tstat * f:        # a violent move with a strong flow needs less local t
+                return (t15 >= th.delev_violent_tstat * f and ctx.move_tstat_900s * d >= th.delev_move_tstat * f
+                        and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_violent_flow_z * f)
+            return (s["flow_z_900s"] * d >= th.delev_flow_z * f
+                    or (t15 >= th.delev_tstat_strong * f and ctx.move_tstat_900s * d >= th.delev_tstat_strong * f)
+                    or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f
+                    or (ctx.move_tstat_900s * d >= th.delev_move_tstat * f
+                        and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_move_flow_z * f)
+                    or (self.regime == "burst" and self.direction == d
+                        and ctx.start - self.enter_ts >= th.delev_burst_seconds * 1e9))
         if kind == "burst":
             if ctx.warm < th.warmup_seconds:
                 return False

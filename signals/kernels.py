@@ -95,7 +95,8 @@ P_S_MOVE = 44         # steady flow: no larger 15-min move against the long-run 
 P_B_TS, P_B_ZS = 45, 46   # a burst's 1-min drift t or 10-s flow z this strong needs no help from the other
 P_S_HVRMAX = 47           # steady flow: no larger 15-min or 1-h volatility ratio on the noise-free (HAC) scale
 P_S_TS = 48              # steady flow: a 1-h t this strong needs no corroboration
-NP = 49
+P_D_VT, P_D_VZ = 49, 50  # deleveraging: the 15-min t needed under a violent move with this strong a flow
+NP = 51
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -512,18 +513,23 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # move is 0 in an hour the profile has not seen, where a busy open's first minutes can
         # read as a strong local drift while the local volatility lags). The activity path's
         # volatility gate also passes on a violent move (P_D_MT): where bid-ask noise dominates
-        # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast
+        # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast.
+        # The local t's denominator is the rout's own surging volatility, so a violent move (P_D_MT)
+        # with a strong one-sided flow (P_D_VZ, 15-min or volume clock) needs only P_D_VT there
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
-        return warm >= P[P_WARM_S] and stats[S_T + 1] * d >= P[P_D_T] * f \
-            and (stats[S_VR + 1] >= P[P_D_VR] * f
-                 or (stats[S_ACT] >= P[P_D_ACT] * f
-                     and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))) \
-            and (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
-                 or (stats[S_T + 1] * d >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
-                 or (move * d >= P[P_D_MT] * f and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_MZ] * f)
-                 or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
-                     and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
+        if warm < P[P_WARM_S] or not (stats[S_VR + 1] >= P[P_D_VR] * f
+                                      or (stats[S_ACT] >= P[P_D_ACT] * f
+                                          and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))):
+            return False
+        if stats[S_T + 1] * d < P[P_D_T] * f:
+            return stats[S_T + 1] * d >= P[P_D_VT] * f and move * d >= P[P_D_MT] * f \
+                and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_VZ] * f
+        return (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
+                or (stats[S_T + 1] * d >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
+                or (move * d >= P[P_D_MT] * f and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_MZ] * f)
+                or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
+                    and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
     if kind == REGIME_BURST:
         # burst: a jump or a fast drift, with an activity and volatility surge, flow not against it
         if warm < P[P_WARM_S]:

@@ -145,6 +145,15 @@ def seen_hour_rout_tape(seed: int, direction: int = -1, days: int = 2, **kw) -> 
                        Seg(1800)], **kw)
 
 
+def violent_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """Two days and 6 h quiet (the hour is seen), then 1 h at 8x volatility and 5x activity with
+    80% of the aggressors on its side and an 18% slide, then 30 min quiet: the 15-min drift t,
+    measured against the rout's own volatility, stays under 3 for minutes after the move
+    against normal volatility and the flow are plain."""
+    return tape(seed, [Seg(2 * 86400 + WARM_S), Seg(3600, rate=2.5, vol=8e-4, drift=direction * 5e-5,
+                                                     buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
+
+
 def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """6 h quiet, then 1 h at 5x activity and 80% sellers with normal volatility: a slow
     one-sided grind, then 30 min quiet. Busy, one-sided and persistent, but not violent."""

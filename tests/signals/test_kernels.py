@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -254,6 +254,17 @@ def test_strong_drift_without_corroboration_identically():
     res, _ = assert_same(balanced_grind_tape(2), EngineConfig(thresholds=Thresholds(steady_fingerprint_tstat=math.inf)))
     steady = [t for t in res.alerts if t.kind == "steady_flow"]
     assert steady and abs(steady[0].evidence["flow_z_3600s"]) < Thresholds().steady_flow_z
+
+
+def test_violent_rout_with_a_weak_local_t_identically():
+    """The 15-min t under delev_tstat, the move and the flow plain: the same call, at the same
+    bar, in the kernel and the reference."""
+    from signals.config import Thresholds
+
+    th = Thresholds()
+    res, _ = assert_same(violent_rout_tape(2))
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    assert delev and abs(delev[0].evidence["drift_tstat_900s"]) < th.delev_tstat
 
 
 def test_jump_and_activity_surge_bursts_identically():
