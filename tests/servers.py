@@ -185,26 +185,45 @@ class Broker(_Process):
         kw.setdefault("request_timeout_ms", 10000)
         return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="tapewatch-tests", **kw)
 
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        """Create ``name`` with ``partitions`` partitions (replication 1) and wait until its metadata is visible."""
+    def create_topic(self, name: str, partitions: int = 1, *, attempts: int = 3) -> None:
+        """Create ``name`` with ``partitions`` partitions (replication 1) and wait until its metadata is visible.
+
+        A client that is already running can race the creation: Tansu auto-creates a topic that a
+        metadata request names, with four partitions (it does not honour a consumer's
+        ``allow_auto_create_topics=False``). A topic that shows another count is deleted and
+        created again, up to ``attempts`` times."""
         from kafka.admin import NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        admin = self.admin()
-        try:
+        seen = None
+        for _ in range(attempts):
+            admin = self.admin()
             try:
-                admin.create_topics([NewTopic(name, partitions, 1)])
-            except TopicAlreadyExistsError:
-                pass    # a client's metadata request raced us (Tansu may auto-create); the count is checked below
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                desc = admin.describe_topics([name])
-                if desc and desc[0]["error_code"] == 0 and len(desc[0]["partitions"]) == partitions:
-                    return
-                time.sleep(0.05)
-            raise RuntimeError(f"topic {name!r} not visible with {partitions} partitions after create")
-        finally:
-            admin.close()
+                try:
+                    admin.create_topics([NewTopic(name, partitions, 1)])
+                except TopicAlreadyExistsError:
+                    pass    # a client's metadata request raced us; the count is checked below
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    desc = admin.describe_topics([name])
+                    if desc and desc[0]["error_code"] == 0:
+                        seen = len(desc[0]["partitions"])
+                        if seen == partitions:
+                            return
+                        if seen > partitions:
+                            break
+                    time.sleep(0.05)
+                admin.delete_topics([name])
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    desc = admin.describe_topics([name])
+                    if not desc or desc[0]["error_code"] != 0:
+                        break
+                    time.sleep(0.05)
+            finally:
+                admin.close()
+        raise RuntimeError(f"topic {name!r} not visible with {partitions} partitions after {attempts} attempts "
+                           f"(last seen: {seen})")
 
     def high_watermarks(self, topic: str) -> dict[int, int]:
         """Next offset to be written, per partition of ``topic``, from fetch responses.
