@@ -522,12 +522,12 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
                                       or (stats[S_ACT] >= P[P_D_ACT] * f
                                           and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))):
             return False
-        if stats[S_T + 1] * d < P[P_D_T] * f:
-            return stats[S_T + 1] * d >= P[P_D_VT] * f and move * d >= P[P_D_MT] * f \
-                and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_VZ] * f
+        t15, zmax = stats[S_T + 1] * d, max(stats[S_Z + 1] * d, stats[S_ZV] * d)
+        if t15 < P[P_D_T] * f:
+            return t15 >= P[P_D_VT] * f and move * d >= P[P_D_MT] * f and zmax >= P[P_D_VZ] * f
         return (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
-                or (stats[S_T + 1] * d >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
-                or (move * d >= P[P_D_MT] * f and max(stats[S_Z + 1] * d, stats[S_ZV] * d) >= P[P_D_MZ] * f)
+                or (t15 >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
+                or (move * d >= P[P_D_MT] * f and zmax >= P[P_D_MZ] * f)
                 or (I[i, I_REGIME] == REGIME_BURST and I[i, I_SIDE] == d
                     and bstart - I[i, I_ENTER_TS] >= P[P_D_BS] * 1e9))
     if kind == REGIME_BURST:
