@@ -27,10 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signals.evaluation import Alert, Report, format_report, read_alerts, read_labels, score  # noqa: E402
+from signals.evaluation import (Alert, Report, format_report, read_alerts, read_labels, score,  # noqa: E402
+                                steady_ceiling)
 from signals.scenarios import NULL_RATES, Scenario, generate  # noqa: E402
 
 CHUNK_ROWS = 200_000
+#: whole-episode t-statistics at which the steady-flow ceiling is printed
+CEILING_TSTATS = (3.0, 3.5, 4.0)
 
 
 def run_engine(sc: Scenario) -> tuple[list[Alert], float]:
@@ -84,6 +87,12 @@ def breakdown(report: Report) -> str:
             rows.append(f"  strength {lo:.1f}-{hi:.1f}: {_hits(sel)}")
         for style in ("aggressive", "passive"):
             rows.append(f"  {style:<10}: {_hits([o for o in steady if o.label.style == style])}")
+        ceilings = [steady_ceiling([o.label for o in steady], tstat=t) for t in CEILING_TSTATS]
+        if ceilings[0].labels:
+            rows.append("  ceiling: an oracle testing each grind's own window on the price finds, at a whole-episode t of "
+                        + " / ".join(f"{c.tstat:g}" for c in ceilings) + ", "
+                        + " / ".join(f"{c.recall:.2f}" for c in ceilings) + " of them, its expected t reaching that after "
+                        + " / ".join(f"{c.median_hours:.1f}" for c in ceilings) + " open hours (median)")
     bursts = [o for o in report.outcomes if o.label.kind == "burst"]
     if bursts:
         rows.append("burst recall by jump size (local 1-min sd):")

@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -178,6 +179,62 @@ def score(alerts: Iterable[Alert], labels: Sequence[Label], *, instrument_days: 
             kinds[lb.kind].labels += 1
     outcomes = [Outcome(lb, first.get(lb), dups.get(lb, 0)) for lb in labels if lb.kind in kinds]
     return Report(kinds, outcomes, where)
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """What a detector that knew each grind's window could find (see :func:`steady_ceiling`)."""
+
+    tstat: float
+    labels: int
+    recall: float
+    median_hours: float
+
+
+def steady_ceiling(labels: Iterable[Label], *, tstat: float) -> Ceiling:
+    """The steady-flow recall and delay of an oracle that knows when each grind starts and ends.
+
+    A grind of ``strength`` s (hourly drift over hourly standard deviation) worked for ``hours``
+    H of trading has an expected whole-episode drift t-statistic of s·√H, and a realized one of
+    that plus a standard normal error. An oracle that tests each grind's own window, and only
+    that window, finds it with probability Φ(s·√H − ``tstat``); its expected t-statistic reaches
+    ``tstat`` after (``tstat`` / s)² open hours. A detector that does not know the windows
+    scans all of them, so to hold the same false-alarm rate it needs a larger ``tstat``: these
+    figures bound what any test on the price alone can do.
+
+    Parameters
+    ----------
+    labels : iterable of Label
+        Steady-flow labels with ``hours`` (other labels, and those without hours, are skipped).
+    tstat : float
+        The whole-episode t-statistic the oracle needs.
+
+    Returns
+    -------
+    Ceiling
+        Labels counted, expected recall, and the median open hours until the expected
+        t-statistic reaches ``tstat`` among the grinds where it does (NaN if none).
+
+    Examples
+    --------
+    >>> from signals.scenarios import Label
+    >>> grind = Label(instrument="X", kind="steady_flow", side="sell", start_ts=0, end_ts=1, strength=2.0, hours=4.0)
+    >>> c = steady_ceiling([grind], tstat=3.5)        # expected t 4: found with probability 0.69
+    >>> round(c.recall, 2), c.median_hours
+    (0.69, 3.0625)
+    """
+    if not tstat > 0:
+        raise ValueError(f"tstat must be > 0, got {tstat}")
+    found, hours = [], []
+    for lb in labels:
+        if lb.kind != "steady_flow" or not (lb.hours > 0 and lb.strength > 0):
+            continue
+        t = lb.strength * math.sqrt(lb.hours)
+        found.append(0.5 * (1.0 + math.erf((t - tstat) / math.sqrt(2.0))))
+        if t >= tstat:
+            hours.append((tstat / lb.strength) ** 2)
+    return Ceiling(tstat=float(tstat), labels=len(found), recall=float(np.mean(found)) if found else math.nan,
+                   median_hours=float(np.median(hours)) if hours else math.nan)
 
 
 def _where(a: Alert, labels: Iterable[Label]) -> str:

@@ -276,7 +276,9 @@ class Label:
 
     ``kind`` is one of ``steady_flow``, ``burst``, ``deleveraging`` or ``control``; ``side`` is
     ``sell``/``buy`` (empty for controls); ``style`` is ``aggressive``/``passive`` for steady flow
-    and the control's type for controls; ``strength`` is in the units of :class:`Episode`.
+    and the control's type for controls; ``strength`` is in the units of :class:`Episode`;
+    ``hours`` is, for steady flow, the open hours the parent order works, summed over its
+    sessions (its expected whole-episode drift t-statistic is ``strength * sqrt(hours)``).
     """
 
     instrument: str
@@ -286,6 +288,7 @@ class Label:
     end_ts: int
     style: str = ""
     strength: float = 0.0
+    hours: float = 0.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -885,7 +888,7 @@ def _apply(plan, spec, grid: _Grid, rng, fx: _Effects, sigma, lam) -> Label:
     """Write one planned episode into the per-minute effects; return its label."""
     kind, side = plan["kind"], plan["side"]
     direction = (1 if side == "buy" else -1) * (-1 if spec.invert else 1)
-    style, strength = "", plan.get("strength")
+    style, strength, open_hours = "", plan.get("strength"), 0.0
     lo, hi = plan["lo"], plan["hi"]
     if kind == "steady_flow":
         style = plan["style"]
@@ -895,6 +898,7 @@ def _apply(plan, spec, grid: _Grid, rng, fx: _Effects, sigma, lam) -> Label:
             idx = grid.minutes(a, b)
             if not idx.size:
                 continue
+            open_hours += idx.size / 60
             fx.vol[idx] *= calm
             fx.act[idx] *= 1 + part
             fx.override_p[idx] = part / (1 + part)
@@ -953,7 +957,7 @@ def _apply(plan, spec, grid: _Grid, rng, fx: _Effects, sigma, lam) -> Label:
                 noise = sigma[k0] * np.sqrt((rng.uniform(2, 4) ** 2 - 1) * seconds / 60 / offs.size)
                 fx.cascades.append((int(t0), offs, 0.5, int(rng.choice((-1, 1))), rng.uniform(0.5, 2.0) * sigma[k0], 0.0, noise))
     return Label(instrument=spec.name, kind=kind, side=side, start_ts=int(lo), end_ts=int(hi), style=style,
-                 strength=round(float(strength or 0.0), 3))
+                 strength=round(float(strength or 0.0), 3), hours=round(open_hours, 3))
 
 
 def _decimals(tick: float) -> int:

@@ -14,6 +14,8 @@ matching rules of :mod:`signals.evaluation`. Tapes are scored one by one and the
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from signals.evaluation import format_report, read_alerts, read_labels, score  # noqa: E402
+
+#: whole-episode t-statistics at which the steady-flow ceiling is printed (as in ../evaluate.py)
+CEILING_TSTATS = (3.0, 3.5, 4.0)
 
 
 def main(argv=None) -> int:
@@ -36,7 +41,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
-        total = None
+        total, realized = None, []
         for seed in args.seeds:
             out = root / f"seed{seed}"
             out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +55,21 @@ def main(argv=None) -> int:
             print(f"seed {seed}: " + ", ".join(
                 f"{k} {t.detected}/{t.labels} ({t.false_alerts} false)" for k, t in report.kinds.items()))
             total = report if total is None else total + report
+            found = {(o.label.instrument, o.label.start_ts) for o in report.outcomes
+                     if o.label.kind == "steady_flow" and o.first_ts is not None}
+            with open(out / "truth_detail.jsonl") as f:
+                realized += [(d["realized_t"], (d["instrument"], d["start_ts"]) in found)
+                             for d in map(json.loads, f) if d["kind"] == "steady_flow"]
     print(f"\n== {len(args.seeds)} tapes")
     print(format_report(total))
+    if realized:
+        print("\nsteady_flow ceiling: an oracle testing each grind's own window on the (efficient) price finds, at a "
+              "whole-episode t of " + " / ".join(f"{t:g}" for t in CEILING_TSTATS) + ", "
+              + " / ".join(f"{sum(r >= t for r, _ in realized) / len(realized):.2f}" for t in CEILING_TSTATS)
+              + f" of the {len(realized)} grinds (their realized t, truth_detail.jsonl)")
+        for lo, hi in ((-math.inf, 3.0), (3.0, 4.0), (4.0, math.inf)):
+            sel = [hit for r, hit in realized if lo <= r < hi]
+            print(f"  realized t {lo:g} to {hi:g}: tapewatch found {sum(sel)} of {len(sel)}")
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -1,6 +1,8 @@
 """Matching alerts to labels, the metrics, the readers and the evaluate script on hand-built cases."""
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 from signals.errors import InputError
 from signals.evaluation import (Alert, GRACE_SECONDS, check_targets, format_report, read_alerts, read_labels,
-                                score)
+                                score, steady_ceiling)
 from signals.scenarios import Label, generate
 
 NS = 1_000_000_000
@@ -124,6 +126,21 @@ def test_perfect_alerts_on_a_generated_tape_score_perfectly():
             assert t.recall == 1.0 and t.precision == 1.0 and t.false_alerts == 0 and t.median_delay == 1.0
 
 
+def test_steady_ceiling_is_the_chance_that_each_grinds_own_window_reaches_the_t():
+    strong = label(strength=2.0, hours=4.0)                 # expected whole-episode t 4
+    weak = label(strength=1.0, hours=1.0, start=20 * H)     # 1: out of reach
+    skipped = (label(kind="burst", strength=6.0), label(strength=3.0))   # not a grind; no hours
+    c = steady_ceiling([strong, weak, *skipped], tstat=3.5)
+    assert c.labels == 2
+    assert c.recall == pytest.approx((0.691462 + 0.006210) / 2, abs=1e-5)   # (Phi(0.5) + Phi(-2.5)) / 2
+    assert c.median_hours == pytest.approx((3.5 / 2.0) ** 2)             # only the grind whose t gets there
+    assert steady_ceiling([strong], tstat=3.0).recall > 0.6915 > steady_ceiling([strong], tstat=4.0).recall
+    none = steady_ceiling(skipped, tstat=3.5)
+    assert none.labels == 0 and math.isnan(none.recall) and math.isnan(none.median_hours)
+    with pytest.raises(ValueError, match="tstat must be > 0"):
+        steady_ceiling([strong], tstat=0.0)
+
+
 def test_readers(tmp_path):
     rows = [
         {"id": "a", "event": "enter", "instrument": "UST10Y", "kind": "steady_flow", "side": "sell", "ts": 11 * H,
@@ -143,7 +160,7 @@ def test_readers(tmp_path):
 
 
 def test_evaluate_script_scores_files(tmp_path):
-    sc = generate(seed=9, instruments=["UST10Y", "DXY"], days=3)
+    sc = generate(seed=13, instruments=["UST10Y", "DXY"], days=3)     # a grind, bursts, a rout
     sc.write_labels(tmp_path / "labels.jsonl")
     episodes = [lb for lb in sc.labels if lb.kind != "control"]
     alerts = [{"event": "enter", "instrument": lb.instrument, "kind": lb.kind, "side": lb.side, "ts": lb.start_ts + 5 * NS}
@@ -158,3 +175,6 @@ def test_evaluate_script_scores_files(tmp_path):
     assert burst_row.split()[1:4] == [str(n_burst), str(n_burst), "1.00"]
     assert f"{1 / sc.instrument_days:.3f}" in burst_row
     assert "targets" in out.stdout
+    ceiling = next(line for line in out.stdout.splitlines() if "ceiling" in line)
+    recalls = re.search(r"([\d.]+) / ([\d.]+) / ([\d.]+) of them", ceiling).groups()
+    assert recalls == tuple(f"{steady_ceiling(episodes, tstat=t).recall:.2f}" for t in (3.0, 3.5, 4.0))

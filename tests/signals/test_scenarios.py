@@ -188,6 +188,7 @@ def test_steady_flow_on_a_yield_moves_the_yield_up_and_repeats_each_session():
     sc, b, label = one_episode(ep, spec="UST10Y", days=4)
     assert sc.config.for_instrument("UST10Y").invert
     assert (label.end_ts - label.start_ts) == (2 * 24 + 4) * 3600 * NS
+    assert label.hours == 12.0                  # the open hours it works, for its whole-episode t
     for d in range(3):
         lo = label.start_ts + d * 24 * 3600 * NS
         w = window(b, lo, lo + 240 * 60 * NS)
