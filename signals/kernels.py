@@ -110,6 +110,9 @@ HALF_PI = math.pi / 2.0
 NONE_TS = np.int64(-(2 ** 62))
 NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the epoch)
 NOISE_MARGIN = 1.25                # the noise scale corrects only a clear excess of the HAC rate
+# a block pair counts at most NOISE_CLIP long-run block variances: a larger difference is a move
+# (a rout's start or end, a jump), not noise
+NOISE_CLIP = 4.0
 NOISE_WARM_S = 43200.0             # trading seconds of baseline before the noise scale is believed
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
@@ -322,7 +325,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     add = 0.0
     if new_block:
         dblk = F[i, F_NZ_S] - F[i, F_NZ_P]
-        add = 0.5 * dblk * dblk
+        add = min(0.5 * dblk * dblk, NOISE_CLIP * vh * NOISE_BLOCK_NS * 1e-9)
         F[i, F_NZ_P] = F[i, F_NZ_S]
         F[i, F_NZ_S] = 0.0
     F[i, F_NZ_N] = ab * F[i, F_NZ_N] + add

@@ -37,6 +37,7 @@ TRUNCATE_SD = 4.0           # returns are clipped at this many local standard de
 SEASONAL_SURGE_CAP = 2.0    # a surge feeds the seasonal profile at most this multiple of the usual level
 NOISE_BLOCK_NS = 900 * 10**9  # blocks of the noise scale
 NOISE_MARGIN = 1.25         # the noise scale corrects only a clear excess of the HAC rate
+NOISE_CLIP = 4.0            # a block pair counts at most this many long-run block variances
 NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
 MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts
 CUSUM_CAP_SLOW_S = 4 * 3600.0  # a CUSUM holds at most this many seconds of its reference drift (slow)
@@ -58,7 +59,7 @@ class Instrument:
         self.seasonal = SeasonalProfile(SEASONAL_KAPPA_S, config.seasonal_day_decay, SEASONAL_SURGE_CAP)
         self.hac = LagOneHAC()
         self.baseline = Baseline(memory, BASELINE_CLIP)
-        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S)
+        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S, clip=NOISE_CLIP)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
                               lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,
                               th.burst_jump_window_seconds, th.jump_minute_sd)
@@ -116,7 +117,7 @@ class Instrument:
         vb = self.baseline.update(y, x, dt).get()
         vh = self.baseline.long_run()
         self.warm += dt
-        nscale = self.noise.update(r, dt, bar.start, bar.prev_start).get(vh, self.baseline.seconds)
+        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh).get(vh, self.baseline.seconds)
         # the efficient price's scale for a burst's jump: long-run, local 15-min or the last
         # minute's, the largest
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh

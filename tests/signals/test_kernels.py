@@ -23,7 +23,7 @@ from signals import kernels as K
 from signals.config import Calendar, EngineConfig, InstrumentConfig
 from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
-from signals.scenarios import CATALOGUE, generate
+from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
@@ -535,6 +535,61 @@ def coarse_tick_tape(seed: int, days: int = 2):
     the ask for minutes (noise that one lag of autocovariance does not remove)."""
     spec = dataclasses.replace(CATALOGUE["BUND"], tick=CATALOGUE["BUND"].tick * 5)
     return generate(seed=seed, instruments=[spec], days=days, rates={})
+
+
+def _noise_scale_through_a_rout(seed: int, clip: float) -> list[float]:
+    """The factor of :class:`signals.estimators.NoiseScale` over 40 h of 1-s returns whose bid-ask
+    noise lasts tens of seconds (AR(1) at 0.9: the lag-1 HAC rate is about twice the variance
+    of 15-min sums), then a 2-h rout at five times the volatility with a drift, then 6 h of
+    the quiet again: before the rout, an hour after it, at the end."""
+    rng = np.random.default_rng(seed)
+    sigma, eta, phi = 1e-4, 3e-4, 0.9
+    quiet, rout = 40 * 3600, 2 * 3600
+    n = quiet + rout + 6 * 3600
+    vol = np.full(n, sigma)
+    vol[quiet:quiet + rout] *= 5
+    drift = np.zeros(n)
+    drift[quiet:quiet + rout] = -0.2 * sigma
+    u = np.zeros(n)
+    eps = rng.standard_normal(n)
+    for k in range(1, n):
+        u[k] = phi * u[k - 1] + math.sqrt(1 - phi * phi) * eps[k]
+    r = vol * rng.standard_normal(n) + drift + np.diff(eta * u, prepend=0.0)
+    ns = signals.estimators.NoiseScale(memory=1e5, block_ns=900 * 10**9, margin=K.NOISE_MARGIN, warm_seconds=0.0,
+                                       clip=clip)
+    a_long = math.exp(-1 / 1e5)
+    long_num = long_s = prev = 0.0
+    out = []
+    for k in range(1, n):
+        x = r[k] * r[k] + 2 * r[k] * prev              # lag-1 HAC, as the engine's
+        prev = r[k]
+        long_num, long_s = a_long * long_num + x, a_long * long_s + 1.0
+        ns.update(r[k], 1.0, k * 10**9, (k - 1) * 10**9, long_num / long_s)
+        if k in (quiet - 1, quiet + rout + 3600, n - 1):
+            out.append(ns.get(long_num / long_s, long_s))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_rout_does_not_undo_the_noise_scale(seed):
+    """A rout's moves are not noise: summed as they are, its block pairs rule the slow variance
+    for a day and the factor goes back to 1, so the slow t-statistics read noise-inflated
+    again; with the engine's clip it stays."""
+    before, *after = _noise_scale_through_a_rout(seed, K.NOISE_CLIP)
+    plain_before, *plain_after = _noise_scale_through_a_rout(seed, math.inf)
+    assert 0.3 < before < 0.7 and plain_before == pytest.approx(before, abs=0.02)   # the quiet noise, corrected
+    assert all(abs(a - before) < 0.1 for a in after), (before, after)
+    assert all(a > 0.95 for a in plain_after), plain_after
+
+
+def test_noise_scale_through_a_rout_on_a_coarse_tick_grid_identically():
+    """The noise scale's clip in the kernel as in the reference: a rout of 90 minutes on the
+    coarse-grid Bund of the next test, a day into the tape."""
+    spec = dataclasses.replace(CATALOGUE["BUND"], tick=CATALOGUE["BUND"].tick * 5)
+    rout = Episode(instrument="BUND", kind="deleveraging", side="sell", start="2025-05-21T10:00:00+02:00",
+                   minutes=90, strength=5.0)
+    sc = generate(seed=11, instruments=[spec], days=3, start="2025-05-20", rates={}, episodes=[rout])
+    assert_same(sc.ticks, sc.config)
 
 
 def test_noise_scale_on_a_coarse_tick_grid_identically():
