@@ -200,7 +200,7 @@ def steady_ceiling(labels: Iterable[Label], *, tstat: float) -> Ceiling:
     that window, finds it with probability Φ(s·√H − ``tstat``); its expected t-statistic reaches
     ``tstat`` after (``tstat`` / s)² open hours. A detector that does not know the windows
     scans all of them, so to hold the same false-alarm rate it needs a larger ``tstat``: these
-    figures bound what any test on the price alone can do.
+    figures are what a test of the price alone could reach if it knew the windows.
 
     Parameters
     ----------

@@ -109,7 +109,8 @@ REASON_OUT_OF_ORDER = 8     # signals.ticks.REASONS index
 HALF_PI = math.pi / 2.0
 NONE_TS = np.int64(-(2 ** 62))
 NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the epoch)
-NOISE_MARGIN = 1.5                 # the noise scale corrects only a clear excess of the HAC rate
+NOISE_MARGIN = 1.5                 # the noise scale corrects only a clear excess of the HAC rate (the
+#                                    clip below also trims fat-tailed pairs: fine grids stay at 1)
 # a block pair counts at most NOISE_CLIP long-run block variances: a larger difference is a move
 # (a rout's start or end, a jump), not noise
 NOISE_CLIP = 4.0
