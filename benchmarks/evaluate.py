@@ -27,13 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signals.evaluation import (Alert, Report, format_report, read_alerts, read_labels, score,  # noqa: E402
-                                steady_ceiling)
+from signals.evaluation import (CEILING_TSTATS, Alert, Report, format_report, read_alerts,  # noqa: E402
+                                read_labels, score, steady_ceiling)
 from signals.scenarios import NULL_RATES, Scenario, generate  # noqa: E402
 
 CHUNK_ROWS = 200_000
-#: whole-episode t-statistics at which the steady-flow ceiling is printed
-CEILING_TSTATS = (3.0, 3.5, 4.0)
 
 
 def run_engine(sc: Scenario) -> tuple[list[Alert], float]:

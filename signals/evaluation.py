@@ -181,6 +181,10 @@ def score(alerts: Iterable[Alert], labels: Sequence[Label], *, instrument_days: 
     return Report(kinds, outcomes, where)
 
 
+#: Whole-episode t-statistics at which the evaluation scripts print the steady-flow ceiling.
+CEILING_TSTATS: tuple[float, ...] = (3.0, 3.5, 4.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Ceiling:
     """What a detector that knew each grind's window could find (see :func:`steady_ceiling`)."""

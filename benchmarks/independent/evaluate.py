@@ -25,10 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from signals.evaluation import format_report, read_alerts, read_labels, score  # noqa: E402
-
-#: whole-episode t-statistics at which the steady-flow ceiling is printed (as in ../evaluate.py)
-CEILING_TSTATS = (3.0, 3.5, 4.0)
+from signals.evaluation import CEILING_TSTATS, format_report, read_alerts, read_labels, score  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from signals.errors import InputError
-from signals.evaluation import (Alert, GRACE_SECONDS, check_targets, format_report, read_alerts, read_labels,
-                                score, steady_ceiling)
+from signals.evaluation import (CEILING_TSTATS, Alert, GRACE_SECONDS, check_targets, format_report, read_alerts,
+                                read_labels, score, steady_ceiling)
 from signals.scenarios import Label, generate
 
 NS = 1_000_000_000
@@ -177,4 +177,4 @@ def test_evaluate_script_scores_files(tmp_path):
     assert "targets" in out.stdout
     ceiling = next(line for line in out.stdout.splitlines() if "ceiling" in line)
     recalls = re.search(r"([\d.]+) / ([\d.]+) / ([\d.]+) of them", ceiling).groups()
-    assert recalls == tuple(f"{steady_ceiling(episodes, tstat=t).recall:.2f}" for t in (3.0, 3.5, 4.0))
+    assert recalls == tuple(f"{steady_ceiling(episodes, tstat=t).recall:.2f}" for t in CEILING_TSTATS)
