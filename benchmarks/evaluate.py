@@ -6,6 +6,8 @@ Usage::
     python benchmarks/evaluate.py --null             # control tapes only: false alerts per instrument-day
     python benchmarks/evaluate.py --thin 5           # the same markets through a feed with 1 tick in 5
     python benchmarks/evaluate.py --tick-scale 5     # the same markets on a price grid 5x coarser
+    python benchmarks/evaluate.py --days 1 --history-days 1
+                                                     # one scored day after a day of history (replay --history)
     python benchmarks/evaluate.py --alerts A.jsonl --labels L.jsonl [--instrument-days N]
                                                      # score any detector's alerts (replay --alerts-out)
     python benchmarks/evaluate.py --write-scenario DIR --seed 3
@@ -27,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signals.evaluation import (CEILING_TSTATS, Alert, Report, format_report, read_alerts,  # noqa: E402
+from signals.evaluation import (CEILING_TSTATS, Alert, Report, after, format_report, read_alerts,  # noqa: E402
                                 read_labels, score, steady_ceiling)
 from signals.scenarios import NULL_RATES, Scenario, generate  # noqa: E402
 
@@ -48,20 +50,28 @@ def run_engine(sc: Scenario) -> tuple[list[Alert], float]:
 
 
 def evaluate_set(seeds, *, instruments: int, days: int, rates=None, thin: float = 1.0,
-                 tick_scale: float = 1.0) -> tuple[Report, dict]:
+                 tick_scale: float = 1.0, history_days: int = 0) -> tuple[Report, dict]:
+    """Generate, replay and score each seed's tape; with ``history_days`` the tape has that many
+    more days in front, which the engine sees first and the scores leave out (``replay --history``)."""
     report, stats = None, Counter()
     for seed in seeds:
         t0 = time.perf_counter()
-        sc = generate(seed=seed, instruments=instruments, days=days, rates=rates, tick_scale=tick_scale)
+        sc = generate(seed=seed, instruments=instruments, days=days + history_days, rates=rates, tick_scale=tick_scale)
         if thin > 1:
             sc = sc.thinned(thin, seed=seed)
         stats["generate_s"] += time.perf_counter() - t0
         alerts, secs = run_engine(sc)
         stats["engine_s"] += secs
         stats["ticks"] += len(sc.ticks)
-        stats["instrument_days"] += sc.instrument_days
-        stats.update(lb.style for lb in sc.labels if lb.kind == "control")
-        r = score(alerts, sc.labels, instrument_days=sc.instrument_days)
+        labels, idays = sc.labels, sc.instrument_days
+        if history_days:
+            # the tapes start on a Monday (at 21:00 UTC the evening before), so up to four days
+            # of history end before the weekend and each day is 24 hours
+            alerts, labels = after(alerts, labels, sc.start_ts + history_days * 86_400 * 10**9)
+            idays = sc.instrument_days * days / (days + history_days)
+        stats["instrument_days"] += idays
+        stats.update(lb.style for lb in labels if lb.kind == "control")
+        r = score(alerts, labels, instrument_days=idays)
         report = r if report is None else report + r
     return report, stats
 
@@ -132,9 +142,14 @@ def main(argv=None) -> int:
                    help="keep one tick in K at random (a sparser feed of the same market; default: 1)")
     p.add_argument("--tick-scale", type=float, default=1.0, metavar="K",
                    help="multiply every tick size by K (a coarser price grid of the same market; default: 1)")
+    p.add_argument("--history-days", type=int, default=0, metavar="K",
+                   help="put K more days (1-4) in front of each tape: the engine sees them first, the scores "
+                        "leave them out (what `tapewatch replay --history` does; default: 0)")
     p.add_argument("--null", action="store_true", help="control tapes only: false alerts per instrument-day per kind")
     p.add_argument("--write-scenario", metavar="DIR", help="write tape.csv, labels.jsonl, config.toml for --seed and exit")
     args = p.parse_args(argv)
+    if not 0 <= args.history_days <= 4:
+        p.error(f"--history-days must be 0-4 (history ends before the tapes' first weekend), got {args.history_days}")
 
     if args.write_scenario:
         out = Path(args.write_scenario)
@@ -164,13 +179,13 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     null_seeds = range(args.seed + 1000, args.seed + 1000 + args.null_scenarios)
     null_report, null_stats = evaluate_set(null_seeds, instruments=args.instruments, days=args.days, rates=NULL_RATES,
-                                            thin=args.thin, tick_scale=args.tick_scale)
+                                            thin=args.thin, tick_scale=args.tick_scale, history_days=args.history_days)
     print_set("control tapes", null_report, null_stats)
     print(null_table(null_report, null_stats["instrument_days"]))
     if not args.null:
         seeds = range(args.seed, args.seed + args.scenarios)
         report, stats = evaluate_set(seeds, instruments=args.instruments, days=args.days, thin=args.thin,
-                                     tick_scale=args.tick_scale)
+                                     tick_scale=args.tick_scale, history_days=args.history_days)
         print_set("episode tapes", report, stats)
         report = report + null_report
         print("\n== all tapes (false alerts per instrument-day over both sets)")

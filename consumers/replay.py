@@ -47,6 +47,7 @@ class ReplayResult:
     states: list[InstrumentState]
     samples: object
     elapsed_seconds: float
+    history: TapeSummary | None = None
 
 
 def register(subparsers) -> None:
@@ -71,6 +72,9 @@ def register(subparsers) -> None:
 
 def _add_replay_options(p: argparse.ArgumentParser) -> None:
     add_option(p, "--config", metavar="FILE", help="engine config TOML (thresholds, instruments: invert, calendar)")
+    add_option(p, "--history", metavar="FILE",
+               help="a tape of the days before INPUT, replayed first so that the engine starts with the "
+                    "baselines and time-of-day profile it learns there; its alerts are not written or counted")
     add_option(p, "--alerts-out", metavar="FILE", help="write every alert (regime entry) as one JSON object per line")
     add_option(p, "--exits-out", metavar="FILE", help="write regime exits and resumptions as JSON lines")
     add_option(p, "--report", metavar="FILE", help="write a self-contained HTML report")
@@ -81,7 +85,8 @@ def _add_replay_options(p: argparse.ArgumentParser) -> None:
 
 def replay(path: str | Path, config: EngineConfig | None = None, *, alerts_out: IO[bytes] | None = None,
            exits_out: IO[bytes] | None = None, sample_seconds: float | None = None,
-           chunk_rows: int = 1_000_000, progress: IO[str] | None = None) -> ReplayResult:
+           chunk_rows: int = 1_000_000, progress: IO[str] | None = None,
+           history: str | Path | None = None) -> ReplayResult:
     """Run a tape through a fresh engine.
 
     Parameters
@@ -96,6 +101,12 @@ def replay(path: str | Path, config: EngineConfig | None = None, *, alerts_out: 
         Record the statistics at most this often per instrument (for the report); None records none.
     progress
         A text stream for progress lines (rows, ticks/s, share of the file read).
+    history
+        A tape of the time before ``path``, run through the same engine first: the baselines
+        and the time-of-day profile are learned there (a cold engine measures an early rout
+        against baselines that include it; docs/signals.md, "A fifth pass: a cold start").
+        Its transitions are dropped; its rows are accounted in ``ReplayResult.history``. Rows of
+        ``path`` older than the history's last tick of their instrument are ``out_of_order``.
 
     Raises
     ------
@@ -103,7 +114,20 @@ def replay(path: str | Path, config: EngineConfig | None = None, *, alerts_out: 
         The tape cannot be read at all; bad rows are counted, never raised.
     """
     tape_format(path)  # fail early on an unreadable file
+    if history is not None:
+        tape_format(history)
     engine = Engine(config)
+    past = None
+    if history is not None:
+        past = TapeSummary()
+        meter = _Progress(progress) if progress is not None else None
+        for chunk in _read_ahead(iter_tape(history, chunk_rows=chunk_rows)):
+            past.add(chunk)
+            past.reject(chunk.line, engine.process(chunk.batch).reason)
+            if meter:
+                meter.update(past.rows, chunk.bytes_read, chunk.bytes_total)
+        if meter:
+            meter.finish()
     summary = TapeSummary()
     transitions: list = []
     samples: list = []
@@ -131,7 +155,7 @@ def replay(path: str | Path, config: EngineConfig | None = None, *, alerts_out: 
     elapsed = time.perf_counter() - start
     if meter:
         meter.finish()
-    return ReplayResult(summary, transitions, _states(engine, first_ts), _concat(samples), elapsed)
+    return ReplayResult(summary, transitions, _states(engine, first_ts), _concat(samples), elapsed, past)
 
 
 def _states(engine: Engine, first_ts: dict[str, int]) -> list[InstrumentState]:
@@ -241,19 +265,24 @@ def _report_data(result: ReplayResult, config: EngineConfig, *, title: str, sour
 
 def _replay_and_print(path: str | Path, config: EngineConfig, *, alerts_out: str | None, exits_out: str | None,
                       report: str | None, sample_seconds: float, chunk_rows: int, title: str,
-                      labels: Iterable = ()) -> ReplayResult:
+                      labels: Iterable = (), history: str | None = None) -> ReplayResult:
     tape_format(path)
     alerts_f = _open_out(alerts_out, "--alerts-out")
     exits_f = _open_out(exits_out, "--exits-out")
     try:
         result = replay(path, config, alerts_out=alerts_f, exits_out=exits_f,
                         sample_seconds=sample_seconds if report else None, chunk_rows=chunk_rows,
-                        progress=sys.stderr)
+                        progress=sys.stderr, history=history)
     finally:
         for f in (alerts_f, exits_f):
             if f is not None:
                 f.close()
     data = _report_data(result, config, title=title, source=str(path), labels=labels)
+    if result.history is not None:
+        h = result.history
+        why = ", ".join(f"{k} {v}" for k, v in sorted(h.reasons.items()))
+        print(f"history: {history}: {h.rows:,} rows replayed first, {h.rejected:,} rejected"
+              + (f" ({why})" if why else ""))
     sys.stdout.write(render_text(data))
     n_alerts = sum(1 for t in result.transitions if t.event == "enter")
     if alerts_out:
@@ -274,7 +303,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _replay_and_print(args.input, config, alerts_out=args.alerts_out, exits_out=args.exits_out,
                       report=args.report, sample_seconds=args.sample_seconds, chunk_rows=args.chunk_rows,
-                      title=f"tapewatch replay — {Path(args.input).name}")
+                      title=f"tapewatch replay — {Path(args.input).name}", history=args.history)
     return 0
 
 

@@ -181,6 +181,36 @@ def score(alerts: Iterable[Alert], labels: Sequence[Label], *, instrument_days: 
     return Report(kinds, outcomes, where)
 
 
+def after(alerts: Iterable[Alert], labels: Iterable[Label], cut_ts: int) -> tuple[list[Alert], list[Label]]:
+    """What to score when the part of a tape before ``cut_ts`` (ns) was history.
+
+    Kept: the labels that start at or after the cut (controls that are still running too: they
+    say where false alerts fell), and the alerts at or after the cut except those inside an
+    episode of their instrument and kind that began before it (that episode's first alert may
+    have come earlier; it is scored neither way).
+
+    Examples
+    --------
+    >>> from signals.scenarios import Label
+    >>> s = 10**9
+    >>> old = Label(instrument="X", kind="burst", side="buy", start_ts=0, end_ts=50 * s)
+    >>> new = Label(instrument="X", kind="burst", side="buy", start_ts=200 * s, end_ts=250 * s)
+    >>> alerts = [Alert("X", "burst", "buy", t * s) for t in (10, 60, 210)]  # 60 s: in old's grace time
+    >>> kept, lbs = after(alerts, [old, new], cut_ts=55 * s)
+    >>> [a.ts // s for a in kept], [lb.start_ts // s for lb in lbs]
+    ([210], [200])
+    """
+    before = [lb for lb in labels if lb.kind in EPISODE_KINDS and lb.start_ts < cut_ts]
+
+    def inside_before(a: Alert) -> bool:
+        grace = int(GRACE_SECONDS[a.kind] * _NS)
+        return any(lb.instrument == a.instrument and lb.kind == a.kind and lb.start_ts <= a.ts <= lb.end_ts + grace
+                   for lb in before)
+
+    kept = [a for a in alerts if a.ts >= cut_ts and not inside_before(a)]
+    return kept, [lb for lb in labels if lb.start_ts >= cut_ts or (lb.kind == "control" and lb.end_ts >= cut_ts)]
+
+
 #: Whole-episode t-statistics at which the evaluation scripts print the steady-flow ceiling.
 CEILING_TSTATS: tuple[float, ...] = (3.0, 3.5, 4.0)
 

@@ -69,6 +69,37 @@ def test_replay_writes_every_alert_as_a_json_line(tape_csv, regime_tape, referen
     assert "rejected rows: none" in out and f"alerts: {len(lines)} written to {alerts}" in out
 
 
+def test_a_history_tape_warms_the_engine_and_its_alerts_are_not_written(tape_csv, regime_tape, reference, tmp_path,
+                                                                          capsys):
+    # the tape cut in two inside its burst: the first part, with the burst's entry, is the
+    # history of the second, with its exit
+    enter = next(t for t in reference if t.event == "enter")
+    leave = next(t for t in reference if t.event == "exit" and t.id == enter.id)
+    cut = (enter.ts + leave.ts) // 2
+    header, *rows = tape_csv.read_text().splitlines()
+    ts = [int(r.split(",")[1]) for r in rows]
+    assert ts == sorted(ts)
+    past, rest = tmp_path / "history.csv", tmp_path / "rest.csv"
+    past.write_text("\n".join([header, *(r for r, t in zip(rows, ts) if t < cut), "BUND,not-a-time,1,1,B"]) + "\n")
+    rest.write_text("\n".join([header, *(r for r, t in zip(rows, ts) if t >= cut)]) + "\n")
+    alerts, exits = tmp_path / "alerts.jsonl", tmp_path / "exits.jsonl"
+    code = main(["replay", str(rest), "--config", str(regime_tape.config_path), "--history", str(past),
+                 "--alerts-out", str(alerts), "--exits-out", str(exits)])
+    assert code == 0
+    # exactly the whole tape's transitions after the cut: the history's alert is not written,
+    # and the burst it entered is still there to be left
+    assert read_jsonl(alerts) == [t.to_dict() for t in reference if t.event == "enter" and t.ts >= cut]
+    assert read_jsonl(exits) == [t.to_dict() for t in reference if t.event != "enter" and t.ts >= cut]
+    assert leave.to_dict() in read_jsonl(exits)
+    # a cold engine on the second part alone has no burst to leave
+    assert leave.id not in {t.id for t in replay(rest, regime_tape.config).transitions}
+    out = capsys.readouterr().out
+    n_past = sum(t < cut for t in ts) + 1
+    assert re.search(rf"^history: {re.escape(str(past))}: {n_past:,} rows replayed first, 1 rejected \(bad_ts 1\)$",
+                     out, re.M)
+    assert "rejected rows: none" in out
+
+
 def test_replay_with_bad_rows_completes_and_reports_them(tape_csv, regime_tape, reference, tmp_path, capsys):
     lines = tape_csv.read_text().splitlines(keepends=True)
     bad = lines[:3] + ["UST10Y,123\n", "BUND,notatime,1,1,B\n"] + lines[3:10] + ["BUND,17,-5,1,B\n"] + lines[10:]
@@ -136,7 +167,7 @@ def test_help_lists_env_vars(capsys):
     with pytest.raises(SystemExit):
         main(["replay", "--help"])
     out = capsys.readouterr().out
-    for var in ("TAPEWATCH_CONFIG", "TAPEWATCH_ALERTS_OUT", "TAPEWATCH_EXITS_OUT", "TAPEWATCH_REPORT"):
+    for var in ("TAPEWATCH_CONFIG", "TAPEWATCH_HISTORY", "TAPEWATCH_ALERTS_OUT", "TAPEWATCH_EXITS_OUT", "TAPEWATCH_REPORT"):
         assert var in out
 
 

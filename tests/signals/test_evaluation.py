@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from signals.errors import InputError
-from signals.evaluation import (CEILING_TSTATS, Alert, GRACE_SECONDS, check_targets, format_report, read_alerts,
-                                read_labels, score, steady_ceiling)
+from signals.evaluation import (CEILING_TSTATS, Alert, GRACE_SECONDS, after, check_targets, format_report,
+                                read_alerts, read_labels, score, steady_ceiling)
 from signals.scenarios import Label, generate
 
 NS = 1_000_000_000
@@ -141,6 +141,27 @@ def test_steady_ceiling_is_the_chance_that_each_grinds_own_window_reaches_the_t(
         steady_ceiling([strong], tstat=0.0)
 
 
+def test_after_a_cut_only_what_started_after_it_is_scored():
+    cut = 24 * H
+    early = label(start=20 * H, end=26 * H)                       # a grind running across the cut
+    late = label(start=30 * H, end=34 * H)
+    other_side = label(side="buy", start=40 * H, end=44 * H)
+    rout = label(kind="deleveraging", start=23 * H, end=cut - 10 * 60 * NS)   # ended; its grace time has not
+    spike = label(kind="control", side="", start=cut - H, end=cut + H, style="vol_spike")
+    gone = label(kind="control", side="", start=2 * H, end=3 * H, style="null_day")
+    alerts = [Alert("UST10Y", "steady_flow", "sell", t) for t in (21 * H, 25 * H, 31 * H, 41 * H)] + [
+        Alert("UST10Y", "deleveraging", "sell", cut + 2 * 60 * NS),      # inside the rout's grace time
+        Alert("UST10Y", "deleveraging", "sell", cut + 20 * 60 * NS),     # after it: false
+        Alert("UST10Y", "steady_flow", "sell", cut - 1)]                 # history
+    kept, labels = after(alerts, [early, late, other_side, rout, spike, gone], cut)
+    assert [(a.kind, a.ts) for a in kept] == [("steady_flow", 31 * H), ("steady_flow", 41 * H),
+                                               ("deleveraging", cut + 20 * 60 * NS)]
+    assert labels == [late, other_side, spike]
+    steady = one(kept, labels)
+    assert (steady.labels, steady.detected, steady.false_alerts, steady.wrong_side) == (2, 1, 1, 1)
+    assert one(kept, labels, kind="deleveraging").false_alerts == 1
+
+
 def test_readers(tmp_path):
     rows = [
         {"id": "a", "event": "enter", "instrument": "UST10Y", "kind": "steady_flow", "side": "sell", "ts": 11 * H,
@@ -178,3 +199,22 @@ def test_evaluate_script_scores_files(tmp_path):
     ceiling = next(line for line in out.stdout.splitlines() if "ceiling" in line)
     recalls = re.search(r"([\d.]+) / ([\d.]+) / ([\d.]+) of them", ceiling).groups()
     assert recalls == tuple(f"{steady_ceiling(episodes, tstat=t).recall:.2f}" for t in CEILING_TSTATS)
+
+
+def test_evaluate_script_leaves_the_history_days_out_of_the_scores():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import evaluate
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    report, stats = evaluate.evaluate_set([13], instruments=["UST10Y", "DXY"], days=1, history_days=1)
+    whole = generate(seed=13, instruments=["UST10Y", "DXY"], days=2)
+    cut = whole.start_ts + 24 * H
+    assert stats["instrument_days"] == 2.0
+    assert any(lb.kind != "control" and lb.start_ts < cut for lb in whole.labels)
+    scored = sorted((o.label.kind, o.label.start_ts) for o in report.outcomes)
+    assert scored and scored == sorted((lb.kind, lb.start_ts) for lb in whole.labels
+                                       if lb.kind != "control" and lb.start_ts >= cut)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "evaluate.py"), "--history-days", "5"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--history-days must be 0-4" in out.stderr
