@@ -200,6 +200,7 @@ def after(alerts: Iterable[Alert], labels: Iterable[Label], cut_ts: int) -> tupl
     >>> [a.ts // s for a in kept], [lb.start_ts // s for lb in lbs]
     ([210], [200])
     """
+    labels = list(labels)
     before = [lb for lb in labels if lb.kind in EPISODE_KINDS and lb.start_ts < cut_ts]
 
     def inside_before(a: Alert) -> bool:

@@ -1,6 +1,7 @@
 """Matching alerts to labels, the metrics, the readers and the evaluate script on hand-built cases."""
 from __future__ import annotations
 
+import doctest
 import math
 import re
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+import signals.evaluation
 from signals.errors import InputError
 from signals.evaluation import (CEILING_TSTATS, Alert, GRACE_SECONDS, after, check_targets, format_report,
                                 read_alerts, read_labels, score, steady_ceiling)
@@ -26,6 +28,11 @@ def label(kind="steady_flow", side="sell", start=10 * H, end=14 * H, instrument=
 
 def one(alerts, labels, kind="steady_flow", days=10.0):
     return score(alerts, labels, instrument_days=days).kinds[kind]
+
+
+def test_module_examples_run():
+    result = doctest.testmod(signals.evaluation)
+    assert result.failed == 0 and result.attempted >= 2
 
 
 def test_true_positive_and_its_delay():
