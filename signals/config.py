@@ -112,6 +112,12 @@ class Thresholds:
     jump_minute_sd: float = 2.0
     # burst: a news jump, then an activity surge and a cascade of trades and drift on its side
     burst_activity_ratio: float = 4.0
+    # ... or, sooner, the activity CUSUM (the Poisson log-likelihood ratio of a rate
+    # burst_activity_cusum_ratio times the usual one) at this level, with the 10-s flow then at
+    # burst_flow_z_strong until the ratio has caught up (inf: the ratio alone; docs/signals.md,
+    # "A sixth pass: the surge on a CUSUM")
+    burst_activity_cusum: float = 14.0
+    burst_activity_cusum_ratio: float = 8.0
     # ... with this many trades behind the surge (10-s exponentially weighted tick count): on a
     # sparse feed, two or three ticks that come early already read as a fourfold rate
     burst_min_ticks: float = 8.0
@@ -217,6 +223,9 @@ class Thresholds:
         for key in ("steady_tstat", "steady_tstat_flow", "delev_tstat", "burst_activity_ratio"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"thresholds.{key} must be > 0, got {getattr(self, key)}")
+        if not self.burst_activity_cusum_ratio > 1:
+            raise ConfigError("thresholds.burst_activity_cusum_ratio must be > 1 (the surge's rate over the usual one), "
+                              f"got {self.burst_activity_cusum_ratio}")
         if not 0 < self.exit_fraction <= 1:
             raise ConfigError(f"thresholds.exit_fraction must be in (0, 1], got {self.exit_fraction}")
 

@@ -33,7 +33,7 @@ from .errors import StateError
 from .ticks import REASON_CODE, TickBatch, validate
 
 STAT_NAMES = K.STAT_NAMES
-EVIDENCE_NAMES = K.EVIDENCE_NAMES      # an alert's evidence: STAT_NAMES and the move against normal volatility
+EVIDENCE_NAMES = K.EVIDENCE_NAMES      # an alert's evidence: STAT_NAMES, the move against normal volatility, the activity CUSUM
 REGIMES = ("quiet", "steady_flow", "burst", "deleveraging")
 KINDS = REGIMES[1:]
 EVENTS = {K.EV_ENTER: "enter", K.EV_EXIT: "exit", K.EV_RESUME: "resume"}
@@ -162,6 +162,7 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_S_TS] = th.steady_tstat_strong
     P[K.P_D_VT], P[K.P_D_VZ] = th.delev_violent_tstat, th.delev_violent_flow_z
     P[K.P_B_MIN] = th.burst_min_ticks
+    P[K.P_B_CUH], P[K.P_B_CUK] = th.burst_activity_cusum, th.burst_activity_cusum_ratio
     P[K.P_TRUNC] = 4.0
     P[K.P_B_T] = th.burst_drift_tstat
     P[K.P_B_TS], P[K.P_B_ZS] = th.burst_drift_tstat_strong, th.burst_flow_z_strong

@@ -994,6 +994,55 @@ class ActivityRatio(Estimator):
         return self.slow_ticks / self.slow_seconds / usual_rate if usual_rate > 0.0 else 0.0
 
 
+class ActivityCusum(Estimator):
+    """Page's CUSUM of the trade count, for a surge to ``ratio`` times the usual rate.
+
+    Each bar adds the Poisson log-likelihood ratio of its trades under ``ratio`` times the usual
+    rate against the usual rate, ``ticks * ln(ratio) - (ratio - 1) * usual_rate * dt``; the sum
+    is kept between 0 and ``cap`` (the engine holds it at twice the level the burst rule reads,
+    so it falls back within seconds once a surge ends). A tenfold surge passes a level of 14 in a
+    second or two, where a 10-s average of the rate needs several seconds to read four times
+    the usual one. Nothing is added while the usual rate is unknown (0).
+
+    Examples
+    --------
+    >>> cu = ActivityCusum(ratio=8.0, cap=28.0)
+    >>> for _ in range(60):
+    ...     _ = cu.update(1.0, 1.0, 1.0)                 # the usual rate: one trade a second
+    >>> cu.get()
+    0.0
+    >>> round(cu.update(10.0, 1.0, 1.0).get(), 2)        # ten trades in a second: 10 ln 8 - 7
+    13.79
+    >>> round(cu.update(10.0, 1.0, 1.0).get(), 2), cu.update(10.0, 1.0, 1.0).get()
+    (27.59, 28.0)
+
+    References
+    ----------
+    Page, E. S. (1954). Continuous inspection schemes. *Biometrika*, 41(1/2), 100-115.
+
+    Lucas, J. M. (1985). Counted data CUSUM's. *Technometrics*, 27(2), 129-144.
+    """
+
+    _state = ("value",)
+
+    def __init__(self, ratio: float, cap: float):
+        if not ratio > 1.0:
+            raise ValueError(f"ratio must be > 1, got {ratio}")
+        self.log_ratio = math.log(ratio)
+        self.excess = ratio - 1.0
+        self.cap = cap
+        self.value = 0.0
+
+    def update(self, ticks: float, dt: float, usual_rate: float) -> "ActivityCusum":
+        """``usual_rate``: seasonal ticks per second for this bucket (0 = unknown, no update)."""
+        if usual_rate > 0.0:
+            self.value = min(max(self.value + ticks * self.log_ratio - self.excess * usual_rate * dt, 0.0), self.cap)
+        return self
+
+    def get(self) -> float:
+        return self.value
+
+
 class SameHoursFingerprint(Estimator):
     """Drift at the same hours of past days: a t-statistic per time-of-day bucket.
 
@@ -1131,6 +1180,7 @@ class Context(NamedTuple):
     move_tstat_900s: float = 0.0        # 15-min drift t against the long-run volatility (evidence name too)
     aggressor_sides: bool = True        # at least half the instrument's trades came with a side
     hac_vol_ratio: float = 0.0          # 15-min or 1-h local HAC volatility (the larger) over the long-run one
+    activity_cusum: float = 0.0         # :class:`ActivityCusum` (a burst's surge, sooner than the ratio)
 
 
 class Event(NamedTuple):
@@ -1164,13 +1214,15 @@ class RegimeMachine(Estimator):
       only delev_violent_tstat with the move >= delev_move_tstat and either flow z >=
       delev_violent_flow_z; to enter, no burst-level jump in the last delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
-      >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both, with at
-      least burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
+      >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both (the
+      activity ratio, or the activity CUSUM at burst_activity_cusum), with at least
+      burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
       significant and at least jump_minute_sd one-minute standard deviations) on side ``d``
       within burst_jump_window_seconds, and the cascade: 10-s flow z >= burst_flow_z on side
       ``d`` (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor
       side) with the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
-      burst_drift_tstat_strong with the flow not against it, or the flow at burst_flow_z_strong.
+      burst_drift_tstat_strong with the flow not against it, or the flow at burst_flow_z_strong
+      (only this last one while the surge is on the CUSUM alone).
     * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
       1-h volatility ratios <= steady_vol_ratio_max (and on the noise-free scale,
       ``Context.hac_vol_ratio``, <= steady_hac_vol_ratio_max), the 15-min drift against the
@@ -1280,12 +1332,15 @@ class RegimeMachine(Estimator):
             if s["activity_ratio"] < th.burst_activity_ratio * f and s["vol_ratio_60s"] < th.burst_vol_ratio:
                 return False
             if f == 1.0:
-                if (s["activity_ratio"] < th.burst_activity_ratio or ctx.ticks_10s < th.burst_min_ticks
+                early = s["activity_ratio"] < th.burst_activity_ratio      # a surge on the CUSUM alone
+                if ((early and ctx.activity_cusum < th.burst_activity_cusum) or ctx.ticks_10s < th.burst_min_ticks
                         or s["vol_ratio_60s"] < th.burst_vol_ratio):
                     return False
                 if not (self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d):
                     return False
                 flow, drift = ctx.flow_z_10s * d, s["drift_tstat_60s"] * d
+                if early:
+                    return flow >= th.burst_flow_z_strong
                 cascade = flow >= (th.burst_flow_z if ctx.aggressor_sides else th.burst_flow_z_tick_rule) \
                     and drift >= th.burst_drift_tstat
                 return cascade or (drift >= th.burst_drift_tstat_strong and flow >= 0.0) \

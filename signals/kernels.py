@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -42,24 +42,25 @@ F_TSV, F_TSN, F_TSQ, F_TST = 193, 194, 195, 196                    # seasonal to
 F_VY = 197                                                         # 3: EW squared returns (vol ratios)
 F_VBH_N, F_ACT_D = 200, 201                                        # HAC baseline, activity clock
 F_Q10, F_U10, F_M10 = 202, 203, 204                                # 10-s flow (burst cascades)
-F_JUMP_ABS = 205                                                   # |jump_z| of the remembered burst-level jump
+F_JUMP_Z = 205                                                     # jump_z of the remembered burst-level jump (its sign: the side)
 F_ACT15 = 206                                                      # 15-min EW tick count (surge cap)
 F_NZ_P, F_NZ_N = 207, 208                                          # noise scale: last block's sum, EW half squared differences
-NF = 209
+F_ACT_CU = 209                                                     # activity CUSUM (Poisson, against the seasonal rate)
+NF = 210
 
 # ---- int state columns ---------------------------------------------------------------
 I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4
-I_PREV_BAR, I_DAY, I_SIDED, I_JUMPS, I_LAST_JUMP_TS, I_LAST_JUMP_SIGN = 5, 6, 7, 8, 9, 10
+I_PREV_BAR, I_DAY, I_SIDED, I_JUMPS, I_LAST_JUMP_TS = 5, 6, 7, 8, 9
+I_LAST_BIGJUMP_TS = 10                                             # last family-wise significant jump
 I_TAU = 11                                                         # 4 CUSUM excursion starts
 I_REGIME, I_SIDE, I_ONSET, I_ALERT_TS, I_ENTER_TS, I_EXIT_SINCE = 15, 16, 17, 18, 19, 20
 I_CAND_SINCE, I_CAND_SIDE = 21, 24                                 # 3 kinds each
 I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 27, 30, 33, 36        # last exit per kind
 I_ALERTS = 39                                                      # 6: kind*2 + (side > 0)
 I_LAST_ALERT_TS = 45
-I_LAST_BIGJUMP_TS = 46                                             # last family-wise significant jump
 # I_PREV_BAR is NONE_TS until the first bar closes; I_SIDED counts the ticks that came with an
 # aggressor side (a feed with sides on fewer than half its ticks is a tick-rule feed)
-NI = 47
+NI = 46
 
 # ---- cached statistics (EngineView.stats columns) --------------------------------------
 STAT_NAMES = (
@@ -71,7 +72,7 @@ STAT_NAMES = (
 S_T, S_Z, S_ZV, S_VR, S_ACT, S_JZ, S_JS, S_FP, S_ABS, S_PX = 0, 4, 8, 9, 12, 13, 14, 15, 16, 17
 #: an alert's evidence: the statistics, and the 15-min drift against the long-run volatility
 #: (computed at each bar close for the deleveraging rule, not kept in the state)
-EVIDENCE_NAMES = STAT_NAMES + ("move_tstat_900s",)
+EVIDENCE_NAMES = STAT_NAMES + ("move_tstat_900s", "activity_cusum")
 
 # ---- parameters ------------------------------------------------------------------------
 P_BAR_S, P_MAX_GAP_S, P_HBASE, P_LAM_DAY, P_KAPPA_S, P_CLIP = 0, 1, 2, 3, 4, 5
@@ -96,7 +97,8 @@ P_B_TS, P_B_ZS = 45, 46   # a burst's 1-min drift t or 10-s flow z this strong n
 P_S_HVRMAX = 47           # steady flow: no larger 15-min or 1-h volatility ratio on the noise-free (HAC) scale
 P_S_TS = 48              # steady flow: a 1-h t this strong needs no corroboration
 P_D_VT, P_D_VZ = 49, 50  # deleveraging: the 15-min t needed under a violent move with this strong a flow
-NP = 51
+P_B_CUH, P_B_CUK = 51, 52  # a burst's surge on the activity CUSUM: its level, and the rate multiple it tests for
+NP = 53
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -354,10 +356,9 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
             # the burst rule reads the dominant jump of its window: a smaller one (the bounce
             # after a news jump) does not replace a larger one that is still in the window
             if I[i, I_LAST_JUMP_TS] == NONE_TS or bstart - I[i, I_LAST_JUMP_TS] > P[P_JUMP_WINDOW_S] * 1e9 \
-                    or abs(jz) >= F[i, F_JUMP_ABS]:
+                    or abs(jz) >= abs(F[i, F_JUMP_Z]):
                 I[i, I_LAST_JUMP_TS] = bstart
-                I[i, I_LAST_JUMP_SIGN] = 1 if jz > 0 else -1
-                F[i, F_JUMP_ABS] = abs(jz)
+                F[i, F_JUMP_Z] = jz
         if big and abs(jz) >= max(P[P_ZSTAR], P[P_ZSTAR_B]):
             I[i, I_JUMPS] += 1
             I[i, I_LAST_BIGJUMP_TS] = bstart
@@ -409,6 +410,13 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     imb10 = F[i, F_Q10] / F[i, F_U10] if F[i, F_U10] > 0.0 else 0.0
     F[i, F_M10] = ab * F[i, F_M10] + imb10 * imb10 * dt
     stats[S_ACT] = rate / lamb if lamb > 0.0 else 1.0
+    # activity CUSUM: the Poisson log-likelihood ratio of a rate P_B_CUK times the usual one,
+    # summed while it stays positive (Page 1954; Lucas 1985): a tenfold surge passes P_B_CUH
+    # within a second or two, where the 10-s ratio needs several. Held at twice that level, so
+    # it falls back within seconds once the surge ends
+    if lamb > 0.0:
+        cu = F[i, F_ACT_CU] + nticks * math.log(P[P_B_CUK]) - (P[P_B_CUK] - 1.0) * lamb * dt
+        F[i, F_ACT_CU] = min(max(cu, 0.0), 2.0 * P[P_B_CUH])
 
     # ---- seasonal profile update, fingerprint and CUSUM onsets ----
     # a surge does not explain itself: while the 15-min volatility or activity is above P_SURGE
@@ -493,7 +501,7 @@ def _primary_side(F, I, i, bstart, P, stats, kind):
     if kind == REGIME_STEADY:
         return _sgn(stats[S_T + 2])
     if I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9:
-        return I[i, I_LAST_JUMP_SIGN]
+        return _sgn(F[i, F_JUMP_Z])
     return _sgn(stats[S_T + 0])
 
 
@@ -541,20 +549,26 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         if stats[S_ACT] < P[P_B_ACT] * f and stats[S_VR + 0] < P[P_B_VR]:
             return False
         if f == 1.0:
-            # a surge is many trades: on a sparse feed one early tick is a "fourfold" rate. Where
-            # fewer than half the ticks (this one included; I_TICKS counts it only after the bar
-            # closes) came with an aggressor side the flow is the tick rule's, which signs a
+            # the surge: the 10-s activity ratio, or sooner the activity CUSUM (then, until the
+            # ratio has caught up, the cascade must show in the flow at its strong level, P_B_ZS);
+            # and a surge is many trades: on a sparse feed one early tick is a "fourfold" rate.
+            # Where fewer than half the ticks (this one included; I_TICKS counts it only after the
+            # bar closes) came with an aggressor side the flow is the tick rule's, which signs a
             # cascade's trades poorly: it has to reach only P_B_ZTR. The cascade is the flow and
             # the 1-min drift on the jump's side together, or either one alone at a strong level
             # (P_B_TS, P_B_ZS; the drift with the flow at least not against it): a tick-rule feed
             # can hide a cascade's flow while its price runs
-            if stats[S_ACT] < P[P_B_ACT] or F[i, F_ACT_N] < P[P_B_MIN] or stats[S_VR + 0] < P[P_B_VR]:
+            early = stats[S_ACT] < P[P_B_ACT]
+            if (early and F[i, F_ACT_CU] < P[P_B_CUH]) or F[i, F_ACT_N] < P[P_B_MIN] \
+                    or stats[S_VR + 0] < P[P_B_VR]:
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
-                bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and I[i, I_LAST_JUMP_SIGN] == d
+                bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d
             if not jump:
                 return False
             z = _flow10(F, i) * d
+            if early:
+                return z >= P[P_B_ZS]
             t1 = stats[S_T + 0] * d
             return (z >= (P[P_B_Z] if 2 * I[i, I_SIDED] >= I[i, I_TICKS] + 1 else P[P_B_ZTR]) and t1 >= P[P_B_T]) \
                 or (t1 >= P[P_B_TS] and z >= 0.0) or z >= P[P_B_ZS]
@@ -594,7 +608,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
 
 
 @njit(cache=True, nogil=True)
-def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
+def _emit(F, I, i, t, code, kind, sd, onset, alert, score, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side,
           ev_onset, ev_alert, ev_score, ev_stats, ne):
     ev_ts[ne] = t
     ev_iid[ne] = i
@@ -606,6 +620,7 @@ def _emit(I, i, t, code, kind, sd, onset, alert, score, stats, move, ev_ts, ev_i
     ev_score[ne] = score
     ev_stats[ne, :NSTAT] = stats
     ev_stats[ne, NSTAT] = move
+    ev_stats[ne, NSTAT + 1] = F[i, F_ACT_CU]
     return ne + 1
 
 
@@ -640,7 +655,7 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
     if cur != REGIME_QUIET:
         # a stronger regime replaces the current one; a fast regime on the other side reverses it
         if desired > cur or (desired >= REGIME_BURST and dside != I[i, I_SIDE]):
-            ne = _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
+            ne = _exit(F, I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
                        ev_score, ev_stats, ne)
             cur = REGIME_QUIET
         elif stay:
@@ -651,7 +666,7 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
                 I[i, I_EXIT_SINCE] = t
             if t - I[i, I_EXIT_SINCE] < IP[IP_EXIT + cur - 1]:
                 return ne
-            ne = _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
+            ne = _exit(F, I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert,
                        ev_score, ev_stats, ne)
             cur = REGIME_QUIET
     if desired == REGIME_QUIET:
@@ -669,7 +684,7 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
         score = max(abs(stats[S_T + 0]), abs(stats[S_JZ]))
         jump_recent = I[i, I_LAST_JUMP_TS] != NONE_TS and \
             bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9
-        if jump_recent and I[i, I_LAST_JUMP_SIGN] == dside:
+        if jump_recent and _sgn(F[i, F_JUMP_Z]) == dside:
             onset = I[i, I_LAST_JUMP_TS]
         else:
             tau = I[i, I_TAU + (2 if dside > 0 else 3)]
@@ -694,12 +709,12 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
     I[i, I_ENTER_TS] = t
     I[i, I_EXIT_SINCE] = NONE_TS
     F[i, F_SCORE] = score
-    return _emit(I, i, t, code_ev, desired, dside, I[i, I_ONSET], I[i, I_ALERT_TS], score, stats, move,
+    return _emit(F, I, i, t, code_ev, desired, dside, I[i, I_ONSET], I[i, I_ALERT_TS], score, stats, move,
                  ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats, ne)
 
 
 @njit(cache=True, nogil=True)
-def _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score,
+def _exit(F, I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score,
           ev_stats, ne):
     cur = I[i, I_REGIME]
     k = cur - 1
@@ -707,7 +722,7 @@ def _exit(I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_ons
     I[i, I_LX_SIDE + k] = I[i, I_SIDE]
     I[i, I_LX_ALERT + k] = I[i, I_ALERT_TS]
     I[i, I_LX_ONSET + k] = I[i, I_ONSET]
-    ne = _emit(I, i, t, EV_EXIT, cur, I[i, I_SIDE], I[i, I_ONSET], I[i, I_ALERT_TS], 0.0, stats, move,
+    ne = _emit(F, I, i, t, EV_EXIT, cur, I[i, I_SIDE], I[i, I_ONSET], I[i, I_ALERT_TS], 0.0, stats, move,
                ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset, ev_alert, ev_score, ev_stats, ne)
     I[i, I_REGIME] = REGIME_QUIET
     I[i, I_SIDE] = 0

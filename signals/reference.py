@@ -23,7 +23,7 @@ from .calendar import in_session, local_clock
 from .config import EngineConfig
 from .engine import STAT_NAMES, BatchResult, Transition, alert_id, iso, side_name
 from .estimators import (
-    HORIZONS, ActivityRatio, Baseline, Context, Cusum, DriftTStat, FlowImbalance, JumpShare, JumpTest,
+    HORIZONS, ActivityCusum, ActivityRatio, Baseline, Context, Cusum, DriftTStat, FlowImbalance, JumpShare, JumpTest,
     LagOneHAC, NoiseScale, PreAveragedBars, RegimeMachine, SameHoursFingerprint, SeasonalProfile, TickRule,
     VolatilityRatio, VolumeClockImbalance, absorption_z, truncate,
 )
@@ -70,6 +70,7 @@ class Instrument:
         self.flow = [FlowImbalance(h, memory) for h in HORIZONS]
         self.volume_clock = VolumeClockImbalance(VOLUME_CLOCK_S, memory)
         self.activity = ActivityRatio()
+        self.activity_cusum = ActivityCusum(th.burst_activity_cusum_ratio, 2.0 * th.burst_activity_cusum)
         self.flow10 = FlowImbalance(10.0, memory)       # the burst rule's cascade flow
         self.fingerprint = SameHoursFingerprint(config.seasonal_day_decay)
         # CUSUM drifts: half the drift rate (sigma units per second) that the entry t-statistic
@@ -132,6 +133,7 @@ class Instrument:
             stats[f"flow_z_{h:.0f}s"] = self.flow[k].update(bar.signed_volume, bar.volume, dt).get()
         stats["flow_z_volume"] = self.volume_clock.update(bar.signed_volume, bar.volume, dt, usual_volume).get()
         stats["activity_ratio"] = self.activity.update(bar.ticks, dt, usual_rate).get()
+        self.activity_cusum.update(bar.ticks, dt, usual_rate)
         self.flow10.update(bar.signed_volume, bar.volume, dt)
         vr = stats["vol_ratio_900s"]
         self.seasonal.update(bar.bucket, self.baseline.clipped * f, bar.ticks, bar.volume, dt,
@@ -146,7 +148,7 @@ class Instrument:
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
                       self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
-                      math.sqrt(local / vh) if vh > 0.0 else 0.0)
+                      math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get())
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:
@@ -166,7 +168,7 @@ class Instrument:
         yield from (("tick_rule", self.tick_rule), ("bars", self.bars), ("seasonal", self.seasonal),
                     ("hac", self.hac), ("baseline", self.baseline), ("noise", self.noise), ("jumps", self.jumps),
                     ("jump_share", self.jump_share), ("volume_clock", self.volume_clock),
-                    ("activity", self.activity), ("flow10", self.flow10), ("fingerprint", self.fingerprint),
+                    ("activity", self.activity), ("activity_cusum", self.activity_cusum), ("flow10", self.flow10), ("fingerprint", self.fingerprint),
                     ("regime", self.regime))
         for k in range(len(HORIZONS)):
             yield f"drift{k}", self.drift[k]
@@ -228,7 +230,8 @@ class ReferenceEngine:
             id=alert_id(name, ev.kind, side, ev.alert_ts), event=ev.event, instrument=name, kind=ev.kind,
             side=side, ts=ev.ts, onset_ts=ev.onset_ts,
             score=round(ev.score, 4), evidence={k: float(f"{v:.6g}") for k, v in
-                                                 [*inst.stats.items(), ("move_tstat_900s", inst.move)]})
+                                                 [*inst.stats.items(), ("move_tstat_900s", inst.move),
+                                                  ("activity_cusum", inst.activity_cusum.get())]})
 
     def status(self, instrument: str) -> dict:
         """One instrument's regime and statistics, in the shape of :meth:`Engine.status`."""

@@ -127,6 +127,7 @@ ERRORS = [
     ("[thresholds]\nburst_jump_n = 77.5", "thresholds.burst_jump_n"),
     ("[thresholds]\nexit_fraction = 0", "thresholds.exit_fraction"),
     ("[thresholds]\nexit_fraction = 1.01", "thresholds.exit_fraction"),
+    ("[thresholds]\nburst_activity_cusum_ratio = 1", "thresholds.burst_activity_cusum_ratio must be > 1"),
     ("[thresholds]\nsteady_tsat = 3", "[thresholds] has unknown keys ['steady_tsat']"),
     ("thresholds = 1", "[thresholds] must be a table"),
     ("[engines]\nbar_seconds = 1", "unknown config sections ['engines']"),

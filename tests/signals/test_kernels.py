@@ -48,9 +48,10 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
         F[K.F_VY + k] = inst.vol_ratio[k].level
     F[[K.F_VB_N, K.F_VBH_N, K.F_VB_D]] = inst.baseline.level_num, inst.baseline.hac_num, inst.baseline.seconds
     F[[K.F_NZ_S, K.F_NZ_P, K.F_NZ_N]] = inst.noise.block_sum, inst.noise.prev_sum, inst.noise.num
-    F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_ABS]] = jt.bipower, js.rv, js.bv, jt.last_abs
+    F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_Z]] = jt.bipower, js.rv, js.bv, jt.last_sign * jt.last_abs
     F[[K.F_QV, K.F_UV, K.F_MV, K.F_VOLR]] = vc.signed, vc.volume, vc.mean_sq, vc.volume_rate
     F[[K.F_ACT_N, K.F_ACT_D, K.F_ACT15]] = inst.activity.ticks, inst.activity.seconds, inst.activity.slow_ticks
+    F[K.F_ACT_CU] = inst.activity_cusum.value
     F[[K.F_Q10, K.F_U10, K.F_M10]] = inst.flow10.signed, inst.flow10.volume, inst.flow10.mean_sq
     for c, cu in enumerate(inst.cusums):
         F[K.F_CU + c] = cu.value
@@ -65,7 +66,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     I[[K.I_LAST_TS, K.I_TICKS, K.I_BAR_START, K.I_BAR_BUCKET, K.I_BAR_DAY]] = \
         inst.last_ts, inst.ticks, b.start, b.bucket, b.day
     I[[K.I_PREV_BAR, K.I_DAY, K.I_SIDED]] = b.prev_start, b.current_day, inst.tick_rule.sided
-    I[[K.I_JUMPS, K.I_LAST_JUMP_TS, K.I_LAST_JUMP_SIGN, K.I_LAST_BIGJUMP_TS]] = jt.jumps, jt.last_ts, jt.last_sign, jt.last_big_ts
+    I[[K.I_JUMPS, K.I_LAST_JUMP_TS, K.I_LAST_BIGJUMP_TS]] = jt.jumps, jt.last_ts, jt.last_big_ts
     I[[K.I_REGIME, K.I_SIDE, K.I_ONSET, K.I_ALERT_TS, K.I_ENTER_TS, K.I_EXIT_SINCE]] = \
         CODE[rm.regime], rm.direction, rm.onset_ts, rm.alert_ts, rm.enter_ts, rm.exit_since
     for k, kind in enumerate(REGIMES[1:]):
@@ -402,6 +403,32 @@ def test_either_half_of_a_cascade_alone_identically(alone, seed):
     for level, expected in ((2.0 if alone == "drift" else Thresholds().burst_flow_z_strong, True), (inf, False)):
         res, _ = assert_same(burst_tape(seed), EngineConfig(thresholds=Thresholds(**base, **{key: level})))
         assert ("burst" in {t.kind for t in res.alerts}) == expected, (alone, level)
+
+
+def test_a_news_surge_is_seen_sooner_on_the_activity_cusum_identically():
+    """A news jump with a tenfold surge of trades: the activity CUSUM passes its level within
+    two seconds, where the 10-s activity ratio needs about four to read four times the usual
+    rate, so the burst is called about two seconds sooner. Entered on the CUSUM, the burst's
+    flow was at its strong level; with that level out of reach the entry waits for the ratio,
+    as with the CUSUM off."""
+    from signals.config import Thresholds
+
+    inf = float("inf")
+    jump = T0 + 3 * 3600 * S
+    first = {}
+    for name, kw in (("default", {}), ("off", {"burst_activity_cusum": inf}),
+                     ("strong flow off", {"burst_flow_z_strong": inf}),
+                     ("both off", {"burst_flow_z_strong": inf, "burst_activity_cusum": inf})):
+        res, _ = assert_same(burst_tape(6), EngineConfig(thresholds=Thresholds(**kw)))
+        bursts = [t for t in res.alerts if t.kind == "burst"]
+        assert bursts and bursts[0].ts >= jump, name
+        first[name] = bursts[0]
+    th = Thresholds()
+    early = first["default"]
+    assert first["off"].ts - early.ts > 1 * S
+    assert early.evidence["activity_ratio"] < th.burst_activity_ratio <= first["off"].evidence["activity_ratio"]
+    assert early.evidence["activity_cusum"] >= th.burst_activity_cusum
+    assert first["strong flow off"].ts == first["both off"].ts > early.ts
 
 
 def test_noise_free_volatility_cap_identically():
