@@ -70,8 +70,9 @@ STAT_NAMES = (
     "activity_ratio", "jump_z", "jump_share", "fingerprint_tstat", "absorption_z", "last_price",
 )
 S_T, S_Z, S_ZV, S_VR, S_ACT, S_JZ, S_JS, S_FP, S_ABS, S_PX = 0, 4, 8, 9, 12, 13, 14, 15, 16, 17
-#: an alert's evidence: the statistics, and the 15-min drift against the long-run volatility
-#: (computed at each bar close for the deleveraging rule, not kept in the state)
+#: an alert's evidence: the statistics, the 15-min drift against the long-run volatility
+#: (computed at each bar close for the deleveraging rule, not kept in the state) and the
+#: activity CUSUM (F_ACT_CU)
 EVIDENCE_NAMES = STAT_NAMES + ("move_tstat_900s", "activity_cusum")
 
 # ---- parameters ------------------------------------------------------------------------
