@@ -168,8 +168,8 @@ class Instrument:
         yield from (("tick_rule", self.tick_rule), ("bars", self.bars), ("seasonal", self.seasonal),
                     ("hac", self.hac), ("baseline", self.baseline), ("noise", self.noise), ("jumps", self.jumps),
                     ("jump_share", self.jump_share), ("volume_clock", self.volume_clock),
-                    ("activity", self.activity), ("activity_cusum", self.activity_cusum), ("flow10", self.flow10), ("fingerprint", self.fingerprint),
-                    ("regime", self.regime))
+                    ("activity", self.activity), ("activity_cusum", self.activity_cusum), ("flow10", self.flow10),
+                    ("fingerprint", self.fingerprint), ("regime", self.regime))
         for k in range(len(HORIZONS)):
             yield f"drift{k}", self.drift[k]
             yield f"flow{k}", self.flow[k]
