@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from signals.evaluation import (CEILING_TSTATS, Alert, Report, after, format_report, read_alerts,  # noqa: E402
-                                read_labels, score, steady_ceiling)
-from signals.scenarios import NULL_RATES, Scenario, generate  # noqa: E402
+                                read_labels, recall_by_feed, score, steady_ceiling)
+from signals.scenarios import CATALOGUE, NULL_RATES, Scenario, generate  # noqa: E402
 
 CHUNK_ROWS = 200_000
 
@@ -85,7 +85,8 @@ def print_set(title: str, report: Report, stats: dict) -> None:
 
 
 def breakdown(report: Report) -> str:
-    """Steady-flow recall by strength and by style; delays by kind for detected labels."""
+    """Steady-flow recall by strength and by style, burst recall by jump size, and recall by feed
+    (aggressor sides or the tick rule) for the catalogue's instruments."""
     rows = []
     steady = [o for o in report.outcomes if o.label.kind == "steady_flow"]
     if steady:
@@ -106,6 +107,8 @@ def breakdown(report: Report) -> str:
         rows.append("burst recall by jump size (local 1-min sd):")
         for lo, hi in ((3, 5), (5, 7), (7, 10.01)):
             rows.append(f"  jump {lo}-{hi:.0f}: {_hits([o for o in bursts if lo <= o.label.strength < hi])}")
+    if all(o.label.instrument in CATALOGUE for o in report.outcomes):
+        rows.append(recall_by_feed(report, sided=[n for n, spec in CATALOGUE.items() if spec.aggressor]))
     return "\n".join(rows)
 
 

@@ -272,6 +272,41 @@ def steady_ceiling(labels: Iterable[Label], *, tstat: float) -> Ceiling:
                    median_hours=float(np.median(hours)) if hours else math.nan)
 
 
+def recall_by_feed(report: Report, sided: Iterable[str]) -> str:
+    """Recall per kind on instruments whose feed gives the aggressor side, and on the others.
+
+    The flow statistics of a feed without sides come from the tick rule, which signs a burst's
+    cascade poorly; this split shows how much of what is missed is there.
+
+    Parameters
+    ----------
+    report : Report
+        A scored set.
+    sided : iterable of str
+        The instruments whose trades come with an aggressor side.
+
+    Examples
+    --------
+    >>> from signals.scenarios import Label
+    >>> lbs = [Label(instrument=i, kind="burst", side="buy", start_ts=0, end_ts=10**9) for i in ("A", "B", "C")]
+    >>> r = score([Alert("A", "burst", "buy", 0), Alert("B", "burst", "buy", 0)], lbs, instrument_days=1.0)
+    >>> print(recall_by_feed(r, sided={"A"}))
+    recall by feed: with aggressor sides / tick rule only
+      burst        1/1 (1.00) / 1/2 (0.50)
+    """
+    sided = set(sided)
+    lines = ["recall by feed: with aggressor sides / tick rule only"]
+    for kind in EPISODE_KINDS:
+        parts = []
+        for has_sides in (True, False):
+            sel = [o for o in report.outcomes if o.label.kind == kind and (o.label.instrument in sided) == has_sides]
+            hit = sum(o.first_ts is not None for o in sel)
+            parts.append(f"{hit}/{len(sel)} ({_num(hit / len(sel)) if sel else '-'})")
+        if any(o.label.kind == kind for o in report.outcomes):
+            lines.append(f"  {kind:<13}{parts[0]} / {parts[1]}")
+    return "\n".join(lines)
+
+
 def _where(a: Alert, labels: Iterable[Label]) -> str:
     """Where a false alert fell: a control's style, inside another episode, or elsewhere."""
     for lb in labels:

@@ -25,7 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from signals.evaluation import CEILING_TSTATS, format_report, read_alerts, read_labels, score  # noqa: E402
+from signals.evaluation import CEILING_TSTATS, format_report, read_alerts, read_labels, recall_by_feed, score  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+from gen import TEMPLATES  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -59,6 +62,8 @@ def main(argv=None) -> int:
                              for d in map(json.loads, f) if d["kind"] == "steady_flow"]
     print(f"\n== {len(args.seeds)} tapes")
     print(format_report(total))
+    print()
+    print(recall_by_feed(total, sided=[t["name"] for t in TEMPLATES if t["side"]]))
     if realized:
         print("\nsteady_flow ceiling: an oracle testing each grind's own window on the (efficient) price finds, at a "
               "whole-episode t of " + " / ".join(f"{t:g}" for t in CEILING_TSTATS) + ", "

@@ -206,6 +206,12 @@ def test_evaluate_script_scores_files(tmp_path):
     ceiling = next(line for line in out.stdout.splitlines() if "ceiling" in line)
     recalls = re.search(r"([\d.]+) / ([\d.]+) / ([\d.]+) of them", ceiling).groups()
     assert recalls == tuple(f"{steady_ceiling(episodes, tstat=t).recall:.2f}" for t in CEILING_TSTATS)
+    # DXY's feed gives the aggressor side, UST10Y's does not (the tick rule)
+    feed = out.stdout.split("recall by feed")[1].splitlines()
+    n_dxy = sum(lb.kind == "burst" and lb.instrument == "DXY" for lb in episodes)
+    assert 0 < n_dxy < n_burst
+    burst_feed = next(line for line in feed if line.strip().startswith("burst"))
+    assert burst_feed.split()[1:] == [f"{n_dxy}/{n_dxy}", "(1.00)", "/", f"{n_burst - n_dxy}/{n_burst - n_dxy}", "(1.00)"]
 
 
 def test_evaluate_script_leaves_the_history_days_out_of_the_scores():
