@@ -297,13 +297,15 @@ def recall_by_feed(report: Report, sided: Iterable[str]) -> str:
     sided = set(sided)
     lines = ["recall by feed: with aggressor sides / tick rule only"]
     for kind in EPISODE_KINDS:
+        of_kind = [o for o in report.outcomes if o.label.kind == kind]
+        if not of_kind:
+            continue
         parts = []
         for has_sides in (True, False):
-            sel = [o for o in report.outcomes if o.label.kind == kind and (o.label.instrument in sided) == has_sides]
+            sel = [o for o in of_kind if (o.label.instrument in sided) == has_sides]
             hit = sum(o.first_ts is not None for o in sel)
             parts.append(f"{hit}/{len(sel)} ({_num(hit / len(sel)) if sel else '-'})")
-        if any(o.label.kind == kind for o in report.outcomes):
-            lines.append(f"  {kind:<13}{parts[0]} / {parts[1]}")
+        lines.append(f"  {kind:<13}{parts[0]} / {parts[1]}")
     return "\n".join(lines)
 
 
