@@ -415,10 +415,17 @@ class Service:
         return records
 
     def _poll_once(self) -> dict:
+        # Short slices only while partitions are owned (POLL_SLICE_MS). While none are (joining
+        # the group, or between a revocation and the next assignment), kafka-python 3.0 completes
+        # its in-flight join only inside a poll() that is waiting for it: a join that finishes
+        # between two polls is dropped and sent again, and after a rebalance that a change of the
+        # topic's partitions started it is never applied, so the consumer sits without partitions.
+        # With whole POLL_MS polls the gap between two waits is a small part of the time.
+        slice_ms = POLL_SLICE_MS if self._parts or self._pending else POLL_MS
         try:
             deadline = time.monotonic() + POLL_MS / 1e3
             while True:
-                records = self._consumer.poll(timeout_ms=POLL_SLICE_MS)
+                records = self._consumer.poll(timeout_ms=slice_ms)
                 if records or self._stop.is_set() or time.monotonic() >= deadline:
                     return records
         except OffsetOutOfRangeError as e:
