@@ -62,7 +62,7 @@ POLL_MS = 200                   # longest wait in one poll
 # kafka-python 3.0 sleeps retry_backoff_ms (100 ms) inside poll() when it finds no buffered records
 # and no fetch in flight; a fetch response that completes while poll() sets up its wait hits that
 # path and the buffered ticks wait 100 ms (a tenth of the polls at 100k ticks/s). Polling in short
-# slices caps that sleep at the slice.
+# slices caps that sleep at the slice (only while partitions are owned: see _poll_once).
 POLL_SLICE_MS = 5
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 10.0   # Redis / broker retry backoff, seconds
 FLUSH_TIMEOUT = 10.0            # producer flush before a checkpoint, seconds
