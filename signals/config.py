@@ -172,6 +172,12 @@ class Thresholds:
     # delev_violent_tstat: its denominator is the rout's own surging volatility (inf: off)
     delev_violent_tstat: float = 2.0
     delev_violent_flow_z: float = 2.5
+    # ... and a stronger flow still (15-min or volume-clock z at least delev_strong_flow_z) needs
+    # only delev_strong_flow_tstat with a move of delev_strong_flow_move: in a rout's first
+    # minutes its one-sided flow is plain long before its drift is (inf: off)
+    delev_strong_flow_z: float = 3.5
+    delev_strong_flow_tstat: float = 1.5
+    delev_strong_flow_move: float = 5.0
     delev_enter_seconds: float = 120.0
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0

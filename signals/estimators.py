@@ -1212,7 +1212,9 @@ class RegimeMachine(Estimator):
       delev_burst_seconds, or the 15-min drift t and the move both >= delev_tstat_strong),
       all on side ``d``; or, in place of the drift and flow conditions, a 15-min drift t of
       only delev_violent_tstat with the move >= delev_move_tstat and either flow z >=
-      delev_violent_flow_z; to enter, no burst-level jump in the last delev_jump_quiet_seconds.
+      delev_violent_flow_z, or of delev_strong_flow_tstat with the move >= delev_strong_flow_move
+      and either flow z >= delev_strong_flow_z; to enter, no burst-level jump in the last
+      delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both (the
       activity ratio, or the activity CUSUM at burst_activity_cusum), with at least
@@ -1316,9 +1318,13 @@ class RegimeMachine(Estimator):
                              or ctx.move_tstat_900s * d >= th.delev_move_tstat * f))):
                 return False
             t15 = s["drift_tstat_900s"] * d
-            if t15 < th.delev_tstat * f:        # a violent move with a strong flow needs less local t
-                return (t15 >= th.delev_violent_tstat * f and ctx.move_tstat_900s * d >= th.delev_move_tstat * f
-                        and max(s["flow_z_900s"] * d, s["flow_z_volume"] * d) >= th.delev_violent_flow_z * f)
+            if t15 < th.delev_tstat * f:        # a violent move or a stronger flow needs less local t
+                zmax = max(s["flow_z_900s"] * d, s["flow_z_volume"] * d)
+                move = ctx.move_tstat_900s * d
+                return ((t15 >= th.delev_violent_tstat * f and move >= th.delev_move_tstat * f
+                         and zmax >= th.delev_violent_flow_z * f)
+                        or (t15 >= th.delev_strong_flow_tstat * f and move >= th.delev_strong_flow_move * f
+                            and zmax >= th.delev_strong_flow_z * f))
             return (s["flow_z_900s"] * d >= th.delev_flow_z * f
                     or (t15 >= th.delev_tstat_strong * f and ctx.move_tstat_900s * d >= th.delev_tstat_strong * f)
                     or s["flow_z_volume"] * d >= th.delev_flow_z_volume * f

@@ -99,7 +99,8 @@ P_S_HVRMAX = 47           # steady flow: no larger 15-min or 1-h volatility rati
 P_S_TS = 48              # steady flow: a 1-h t this strong needs no corroboration
 P_D_VT, P_D_VZ = 49, 50  # deleveraging: the 15-min t needed under a violent move with this strong a flow
 P_B_CUH, P_B_CUK = 51, 52  # a burst's surge on the activity CUSUM: its level, and the rate multiple it tests for
-NP = 53
+P_D_FZ, P_D_FT, P_D_FM = 53, 54, 55  # deleveraging: a flow this strong needs only this 15-min t with this move
+NP = 56
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -528,7 +529,9 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # volatility gate also passes on a violent move (P_D_MT): where bid-ask noise dominates
         # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast.
         # The local t's denominator is the rout's own surging volatility, so a violent move (P_D_MT)
-        # with a strong one-sided flow (P_D_VZ, 15-min or volume clock) needs only P_D_VT there
+        # with a strong one-sided flow (P_D_VZ, 15-min or volume clock) needs only P_D_VT there,
+        # and a stronger flow still (P_D_FZ) only P_D_FT with a smaller move (P_D_FM): in a rout's
+        # first minutes the flow is plain long before the price's drift is
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
         if warm < P[P_WARM_S] or not (stats[S_VR + 1] >= P[P_D_VR] * f
@@ -537,7 +540,8 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             return False
         t15, zmax = stats[S_T + 1] * d, max(stats[S_Z + 1] * d, stats[S_ZV] * d)
         if t15 < P[P_D_T] * f:
-            return t15 >= P[P_D_VT] * f and move * d >= P[P_D_MT] * f and zmax >= P[P_D_VZ] * f
+            return ((t15 >= P[P_D_VT] * f and move * d >= P[P_D_MT] * f and zmax >= P[P_D_VZ] * f)
+                    or (t15 >= P[P_D_FT] * f and move * d >= P[P_D_FM] * f and zmax >= P[P_D_FZ] * f))
         return (stats[S_Z + 1] * d >= P[P_D_Z] * f or stats[S_ZV] * d >= P[P_D_ZV] * f
                 or (t15 >= P[P_D_TS] * f and move * d >= P[P_D_TS] * f)
                 or (move * d >= P[P_D_MT] * f and zmax >= P[P_D_MZ] * f)

@@ -154,6 +154,15 @@ def violent_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
                                                      buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
 
 
+def flow_led_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """Two days and 6 h quiet (the hour is seen), then 1 h at 4x volatility and 5x activity with
+    80% of the aggressors on its side and an 11% slide, then 30 min quiet: the one-sided flow is
+    plain within minutes, while the drift is still under 3 against the rout's own volatility
+    and under 8 against the normal one."""
+    return tape(seed, [Seg(2 * 86400 + WARM_S), Seg(3600, rate=2.5, vol=4e-4, drift=direction * 3e-5,
+                                                     buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
+
+
 def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """6 h quiet, then 1 h at 5x activity and 80% sellers with normal volatility: a slow
     one-sided grind, then 30 min quiet. Busy, one-sided and persistent, but not violent."""

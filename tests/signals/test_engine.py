@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, violent_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape)
 
@@ -247,17 +247,40 @@ def test_a_violent_rout_with_a_plain_flow_is_called_before_its_local_t_reaches_d
     """An 18% slide in an hour at eight times the volatility, 80% sellers: within 15 minutes the
     move against normal volatility passes delev_move_tstat and the flow z delev_violent_flow_z
     while the 15-min t (over the rout's own volatility) is still under delev_tstat; it is called
-    then. With delev_violent_tstat off, nothing is called in those 15 minutes."""
+    then. With delev_violent_tstat off, nothing is called in those 15 minutes. (The stronger-flow
+    path, which would call it sooner on a smaller move, is off in both runs.)"""
     th = Thresholds()
     start = T0 + (2 * 86400 + WARM_S) * S
-    on = [t for t in _alerts(violent_rout_tape(seed)) if t.kind == "deleveraging" and t.ts >= start]
+    inf = float("inf")
+    on = [t for t in _alerts(violent_rout_tape(seed), delev_strong_flow_z=inf)
+          if t.kind == "deleveraging" and t.ts >= start]
     assert on and on[0].side == "sell" and on[0].ts < start + 900 * S, [t.to_dict() for t in on]
     ev = on[0].evidence
     assert -th.delev_tstat < ev["drift_tstat_900s"] <= -th.delev_violent_tstat
     assert ev["move_tstat_900s"] <= -th.delev_move_tstat
     assert min(ev["flow_z_900s"], ev["flow_z_volume"]) <= -th.delev_violent_flow_z
-    off = _alerts(violent_rout_tape(seed), delev_violent_tstat=float("inf"))
+    off = _alerts(violent_rout_tape(seed), delev_violent_tstat=inf, delev_strong_flow_z=inf)
     assert not [t for t in off if t.kind == "deleveraging" and start <= t.ts < start + 900 * S]
+
+
+@pytest.mark.parametrize("seed", [2, 3, 5, 8])
+def test_a_rout_whose_flow_is_plain_before_its_drift_is_called_sooner(seed):
+    """An 11% slide in an hour at four times the volatility, 80% sellers: the flow z passes
+    delev_strong_flow_z within minutes, while the 15-min t is under delev_tstat and the move
+    under delev_move_tstat (so the violent-move path waits too). With the move at
+    delev_strong_flow_move and the t at delev_strong_flow_tstat it is called then; with
+    delev_strong_flow_z off, at least five minutes later."""
+    th = Thresholds()
+    start = T0 + (2 * 86400 + WARM_S) * S
+    on = [t for t in _alerts(flow_led_rout_tape(seed)) if t.kind == "deleveraging" and t.ts >= start]
+    assert on and on[0].side == "sell", [t.to_dict() for t in on]
+    ev = on[0].evidence
+    assert -th.delev_tstat < ev["drift_tstat_900s"] <= -th.delev_strong_flow_tstat
+    assert -th.delev_move_tstat < ev["move_tstat_900s"] <= -th.delev_strong_flow_move
+    assert min(ev["flow_z_900s"], ev["flow_z_volume"]) <= -th.delev_strong_flow_z
+    off = [t for t in _alerts(flow_led_rout_tape(seed), delev_strong_flow_z=float("inf"))
+           if t.kind == "deleveraging" and t.ts >= start]
+    assert not off or off[0].ts >= on[0].ts + 300 * S, (on[0].ts - start, off[0].ts - start)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -266,6 +266,18 @@ def test_violent_rout_with_a_weak_local_t_identically():
     res, _ = assert_same(violent_rout_tape(2))
     delev = [t for t in res.alerts if t.kind == "deleveraging"]
     assert delev and abs(delev[0].evidence["drift_tstat_900s"]) < th.delev_tstat
+
+
+def test_rout_whose_flow_is_plain_before_its_drift_identically():
+    """The 15-min t under delev_tstat and the move under delev_move_tstat, the flow past
+    delev_strong_flow_z: the same call, at the same bar, in the kernel and the reference."""
+    from signals.config import Thresholds
+
+    th = Thresholds()
+    res, _ = assert_same(flow_led_rout_tape(2))
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    assert delev and abs(delev[0].evidence["drift_tstat_900s"]) < th.delev_tstat
+    assert abs(delev[0].evidence["move_tstat_900s"]) < th.delev_move_tstat
 
 
 def test_jump_and_activity_surge_bursts_identically():
