@@ -7,7 +7,7 @@ combination of threshold values and prints one row per combination: false alerts
 instrument-day (controls), recall, precision and median delay (labelled set) for the kind.
 The defaults in signals/config.py are the lightest thresholds whose control false-alarm rate is
 within the target (steady flow 0.05, burst and deleveraging 0.02 per instrument-day); see
-docs/signals.md, "Calibration".
+docs/calibration.md.
 """
 from __future__ import annotations
 

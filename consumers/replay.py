@@ -104,7 +104,7 @@ def replay(path: str | Path, config: EngineConfig | None = None, *, alerts_out: 
     history
         A tape of the time before ``path``, run through the same engine first: the baselines
         and the time-of-day profile are learned there (a cold engine measures an early rout
-        against baselines that include it; docs/signals.md, "A fifth pass: a cold start").
+        against baselines that include it; docs/calibration.md, "A fifth pass: a cold start").
         Its transitions are dropped; its rows are accounted in ``ReplayResult.history``. Rows of
         ``path`` older than the history's last tick of their instrument are ``out_of_order``.
 

@@ -9,7 +9,7 @@ A TOML file looks like this (every key optional)::
     baseline_seconds = 100000         # memory of the volatility and flow baselines (trading time)
     seasonal_day_decay = 0.8          # weight of yesterday in the time-of-day profile
 
-    [thresholds]                      # see docs/signals.md, "Calibration"
+    [thresholds]                      # see docs/calibration.md
     steady_tstat = 3.5
 
     [defaults]                        # applies to instruments not listed below
@@ -94,7 +94,7 @@ class InstrumentConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Thresholds:
-    """Regime thresholds. Defaults come from the calibration in docs/signals.md.
+    """Regime thresholds. Defaults come from the calibration in docs/calibration.md.
 
     t-statistics are in standard-normal units (drift-burst form); ratios are against the
     instrument's own deseasonalised baseline; durations are event-time seconds.
@@ -114,7 +114,7 @@ class Thresholds:
     burst_activity_ratio: float = 4.0
     # ... or, sooner, the activity CUSUM (the Poisson log-likelihood ratio of a rate
     # burst_activity_cusum_ratio times the usual one) at this level, with the 10-s flow then at
-    # burst_flow_z_strong until the ratio has caught up (inf: the ratio alone; docs/signals.md,
+    # burst_flow_z_strong until the ratio has caught up (inf: the ratio alone; docs/calibration.md,
     # "A sixth pass: the surge on a CUSUM")
     burst_activity_cusum: float = 14.0
     burst_activity_cusum_ratio: float = 8.0
@@ -125,14 +125,14 @@ class Thresholds:
     burst_flow_z: float = 0.5
     # ... where fewer than half the trades came with an aggressor side. The tick rule signs a
     # cascade's trades poorly: 0.25 finds more bursts there, at a cost in precision on balanced
-    # news (docs/signals.md, "A second generator"); the default keeps burst_flow_z's level
+    # news (docs/calibration.md, "A second generator"); the default keeps burst_flow_z's level
     burst_flow_z_tick_rule: float = 0.5
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
     # either half of the cascade this strong needs no help from the other: the 10-s flow z, or
     # the 1-min drift on the jump's side with the 10-s flow at least not against it (where the
     # tick rule hides a cascade's flow). The drift alone is off by default: at 2 it finds more
     # bursts on tick-rule feeds but lets balanced news days through (precision under 0.9 on
-    # three of four held-out sets, docs/signals.md "A second pass on the second generator")
+    # three of four held-out sets, docs/calibration.md "A second pass on the second generator")
     burst_drift_tstat_strong: float = math.inf
     burst_flow_z_strong: float = 1.0
     burst_jump_window_seconds: float = 60.0

@@ -190,7 +190,7 @@ class Engine:
     Parameters
     ----------
     config : EngineConfig, optional
-        Frozen configuration; the defaults are the calibrated ones (docs/signals.md).
+        Frozen configuration; the defaults are the calibrated ones (docs/calibration.md).
     """
 
     def __init__(self, config: EngineConfig | None = None):
