@@ -127,6 +127,10 @@ class Thresholds:
     # cascade's trades poorly: 0.25 finds more bursts there, at a cost in precision on balanced
     # news (docs/calibration.md, "A second generator"); the default keeps burst_flow_z's level
     burst_flow_z_tick_rule: float = 0.5
+    # ... and there, after a burst-level jump whose Lee-Mykland statistic is at least this (five
+    # times the 1% critical value), the cascade's 10-s flow z need only be 0 or more (not against
+    # the jump): news that large does not need the tick rule to vouch for its cascade (inf: off)
+    burst_jump_z_tick_rule: float = 20.0
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
     # either half of the cascade this strong needs no help from the other: the 10-s flow z, or
     # the 1-min drift on the jump's side with the 10-s flow at least not against it (where the

@@ -1181,6 +1181,7 @@ class Context(NamedTuple):
     aggressor_sides: bool = True        # at least half the instrument's trades came with a side
     hac_vol_ratio: float = 0.0          # 15-min or 1-h local HAC volatility (the larger) over the long-run one
     activity_cusum: float = 0.0         # :class:`ActivityCusum` (a burst's surge, sooner than the ratio)
+    last_jump_abs: float = 0.0          # |jump_z| of the last jump at the burst level
 
 
 class Event(NamedTuple):
@@ -1222,7 +1223,8 @@ class RegimeMachine(Estimator):
       significant and at least jump_minute_sd one-minute standard deviations) on side ``d``
       within burst_jump_window_seconds, and the cascade: 10-s flow z >= burst_flow_z on side
       ``d`` (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor
-      side) with the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
+      side, and there 0 after a jump whose |jump_z| is at least burst_jump_z_tick_rule) with
+      the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
       burst_drift_tstat_strong with the flow not against it, or the flow at burst_flow_z_strong
       (only this last one while the surge is on the CUSUM alone).
     * ``steady_flow``: after the steady warm-up, not during a burst or deleveraging, 15-min and
@@ -1347,8 +1349,13 @@ class RegimeMachine(Estimator):
                 flow, drift = ctx.flow_z_10s * d, s["drift_tstat_60s"] * d
                 if early:
                     return flow >= th.burst_flow_z_strong
-                cascade = flow >= (th.burst_flow_z if ctx.aggressor_sides else th.burst_flow_z_tick_rule) \
-                    and drift >= th.burst_drift_tstat
+                if ctx.aggressor_sides:
+                    need = th.burst_flow_z
+                elif ctx.last_jump_abs >= th.burst_jump_z_tick_rule:   # news that large: flow not against it
+                    need = min(th.burst_flow_z_tick_rule, 0.0)
+                else:
+                    need = th.burst_flow_z_tick_rule
+                cascade = flow >= need and drift >= th.burst_drift_tstat
                 return cascade or (drift >= th.burst_drift_tstat_strong and flow >= 0.0) \
                     or flow >= th.burst_flow_z_strong
             return True

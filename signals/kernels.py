@@ -100,7 +100,8 @@ P_S_TS = 48              # steady flow: a 1-h t this strong needs no corroborati
 P_D_VT, P_D_VZ = 49, 50  # deleveraging: the 15-min t needed under a violent move with this strong a flow
 P_B_CUH, P_B_CUK = 51, 52  # a burst's surge on the activity CUSUM: its level, and the rate multiple it tests for
 P_D_FZ, P_D_FT, P_D_FM = 53, 54, 55  # deleveraging: a flow this strong needs only this 15-min t with this move
-NP = 56
+P_B_JZTR = 56         # a burst on a tick-rule feed: after a jump this strong (|jump_z|) the 10-s flow need only be >= 0
+NP = 57
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -562,7 +563,9 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             # cascade's trades poorly: it has to reach only P_B_ZTR. The cascade is the flow and
             # the 1-min drift on the jump's side together, or either one alone at a strong level
             # (P_B_TS, P_B_ZS; the drift with the flow at least not against it): a tick-rule feed
-            # can hide a cascade's flow while its price runs
+            # can hide a cascade's flow while its price runs. There, after a jump whose statistic
+            # is at least P_B_JZTR, the flow need only be not against the jump: news that large
+            # does not need the tick rule to vouch for its cascade
             early = stats[S_ACT] < P[P_B_ACT]
             if (early and F[i, F_ACT_CU] < P[P_B_CUH]) or F[i, F_ACT_N] < P[P_B_MIN] \
                     or stats[S_VR + 0] < P[P_B_VR]:
@@ -575,8 +578,11 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             if early:
                 return z >= P[P_B_ZS]
             t1 = stats[S_T + 0] * d
-            return (z >= (P[P_B_Z] if 2 * I[i, I_SIDED] >= I[i, I_TICKS] + 1 else P[P_B_ZTR]) and t1 >= P[P_B_T]) \
-                or (t1 >= P[P_B_TS] and z >= 0.0) or z >= P[P_B_ZS]
+            if 2 * I[i, I_SIDED] >= I[i, I_TICKS] + 1:
+                zc = P[P_B_Z]
+            else:
+                zc = P[P_B_ZTR] if abs(F[i, F_JUMP_Z]) < P[P_B_JZTR] else min(P[P_B_ZTR], 0.0)
+            return (z >= zc and t1 >= P[P_B_T]) or (t1 >= P[P_B_TS] and z >= 0.0) or z >= P[P_B_ZS]
         return True
     # steady flow: slow drift on two horizons, normal volatility (15 min and 1 h), no recent jump
     # or fast regime, and corroboration from order flow (aggressive or absorbed) or the same-hours

@@ -148,7 +148,7 @@ class Instrument:
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
                       self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
-                      math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get())
+                      math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get(), self.jumps.last_abs)
         return self.regime.update(ts, stats, ctx).get()
 
     def snapshot(self) -> dict:

@@ -200,6 +200,24 @@ def sparse_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     return TickBatch.from_columns([kw.get("name", "X")] * len(b), b.ts, b.price,
                                   np.where(rout, 3 * b.size, b.size), b.side if kw.get("sides", True) else None)
 
+def zigzag_news_tape(seed: int, jump: float, direction: int = 1, sides: bool = False, **kw) -> TickBatch:
+    """6 h quiet, a news jump of ``jump`` (log), then 90 s at 5 trades a second whose price runs
+    the jump's way in a zigzag (two up, one down, in steps of 2e-4), then 30 min quiet. The
+    tick rule signs the zigzag's trades alternately: a cascade whose price runs while its
+    tick-rule flow is balanced. With ``sides`` the feed gives the same signs as aggressor sides."""
+    w = tape(seed, [Seg(WARM_S)], sides=sides, **kw)
+    start = T0 + WARM_S * S
+    n = 90 * 5
+    ts = start + (np.arange(n + 1) * S // 5).astype(np.int64)
+    steps = np.where(np.arange(n) % 2 == 0, 2e-4, -1e-4) * direction
+    price = float(w.price[-1]) * np.exp(direction * jump + np.concatenate([[0.0], np.cumsum(steps)]))
+    sign = np.concatenate([[direction], np.sign(steps)]).astype(np.int8)
+    z = TickBatch.from_columns([kw.get("name", "X")] * len(ts), ts, price, np.full(len(ts), 5.0),
+                               sign if sides else None)
+    tail = tape(seed + 1, [Seg(1800)], sides=sides, t0=int(ts[-1]) + S, p0=float(price[-1]), **kw)
+    return TickBatch.concat([w, z, tail])
+
+
 def interleave(*batches: TickBatch) -> TickBatch:
     """Merge tapes of different instruments in time order (stable: equal times keep tape order)."""
     b = TickBatch.concat(list(batches))

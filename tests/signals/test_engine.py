@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape)
 
@@ -281,6 +281,28 @@ def test_a_rout_whose_flow_is_plain_before_its_drift_is_called_sooner(seed):
     off = [t for t in _alerts(flow_led_rout_tape(seed), delev_strong_flow_z=float("inf"))
            if t.kind == "deleveraging" and t.ts >= start]
     assert not off or off[0].ts >= on[0].ts + 300 * S, (on[0].ts - start, off[0].ts - start)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3, 4, 5])
+def test_a_large_news_jump_without_sides_needs_no_flow_from_the_tick_rule(seed):
+    """On a feed without aggressor sides, a news jump and a 90-s run the jump's way in a zigzag
+    (two up, one down): the tick rule signs its trades alternately, so the cascade's 10-s flow
+    z stays under burst_flow_z_tick_rule. After a 0.4% jump (|jump_z| past
+    burst_jump_z_tick_rule) it is a burst within 2 minutes, and none with that threshold off;
+    after a 0.15% jump (burst-level, |jump_z| under it) it is none, and a burst with the
+    threshold at 0. Where the feed gives the same balanced signs as aggressor sides, the 0.4%
+    jump is no burst: there the flow is what the trades say."""
+    start, inf = T0 + WARM_S * S, float("inf")
+
+    def bursts(jump, sides=False, **th):
+        return [t for t in _alerts(zigzag_news_tape(seed, jump, sides=sides), **th)
+                if t.kind == "burst" and start <= t.ts < start + 120 * S]
+
+    big = bursts(0.004)
+    assert big and big[0].side == "buy"
+    assert not bursts(0.004, burst_jump_z_tick_rule=inf)
+    assert not bursts(0.0015) and bursts(0.0015, burst_jump_z_tick_rule=0.0)
+    assert not bursts(0.004, sides=True)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

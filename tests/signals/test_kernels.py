@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -280,6 +280,18 @@ def test_rout_whose_flow_is_plain_before_its_drift_identically():
     assert abs(delev[0].evidence["move_tstat_900s"]) < th.delev_move_tstat
 
 
+def test_large_jump_without_sides_identically():
+    """A large news jump on a feed without sides whose cascade the tick rule signs as balanced:
+    the burst, at the same bar, in the kernel and the reference; and none in either with
+    burst_jump_z_tick_rule off."""
+    from signals.config import Thresholds
+
+    res, _ = assert_same(zigzag_news_tape(0, 0.004))
+    assert [t.side for t in res.alerts if t.kind == "burst"] == ["buy"]
+    res, _ = assert_same(zigzag_news_tape(0, 0.004), EngineConfig(thresholds=Thresholds(burst_jump_z_tick_rule=float("inf"))))
+    assert not [t for t in res.alerts if t.kind == "burst"]
+
+
 def test_jump_and_activity_surge_bursts_identically():
     res, _ = assert_same(interleave(burst_tape(3, name="U"), burst_tape(4, -1, name="D")))
     assert {("burst", "enter"), ("burst", "exit")} <= _kinds(res)
@@ -385,10 +397,12 @@ def test_too_fast_for_a_grind_identically():
 def test_burst_flow_threshold_follows_the_feeds_sides_identically():
     """burst_flow_z applies where at least half the trades came with an aggressor side,
     burst_flow_z_tick_rule elsewhere: an impossible level on one and none on the other decides
-    which feed has bursts (the paths where flow or drift alone suffices are off)."""
+    which feed has bursts (the paths where flow or drift alone suffices are off, and so is the
+    tick-rule flow's floor of 0 after a large jump)."""
     from signals.config import Thresholds
 
-    alone_off = {"burst_drift_tstat_strong": float("inf"), "burst_flow_z_strong": float("inf")}
+    alone_off = {"burst_drift_tstat_strong": float("inf"), "burst_flow_z_strong": float("inf"),
+                 "burst_jump_z_tick_rule": float("inf")}
     for sides in (True, False):
         for sided_level, tick_rule_level in ((100.0, 0.0), (0.0, 100.0)):
             cfg = EngineConfig(thresholds=Thresholds(burst_flow_z=sided_level, burst_flow_z_tick_rule=tick_rule_level,
