@@ -200,6 +200,7 @@ def sparse_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     return TickBatch.from_columns([kw.get("name", "X")] * len(b), b.ts, b.price,
                                   np.where(rout, 3 * b.size, b.size), b.side if kw.get("sides", True) else None)
 
+
 def zigzag_news_tape(seed: int, jump: float, direction: int = 1, sides: bool = False, **kw) -> TickBatch:
     """6 h quiet, a news jump of ``jump`` (log), then 90 s at 5 trades a second whose price runs
     the jump's way in a zigzag (two up, one down, in steps of 2e-4), then 30 min quiet. The
@@ -212,10 +213,10 @@ def zigzag_news_tape(seed: int, jump: float, direction: int = 1, sides: bool = F
     steps = np.where(np.arange(n) % 2 == 0, 2e-4, -1e-4) * direction
     price = float(w.price[-1]) * np.exp(direction * jump + np.concatenate([[0.0], np.cumsum(steps)]))
     sign = np.concatenate([[direction], np.sign(steps)]).astype(np.int8)
-    z = TickBatch.from_columns([kw.get("name", "X")] * len(ts), ts, price, np.full(len(ts), 5.0),
-                               sign if sides else None)
+    run_ = TickBatch.from_columns([kw.get("name", "X")] * len(ts), ts, price, np.full(len(ts), 5.0),
+                                  sign if sides else None)
     tail = tape(seed + 1, [Seg(1800)], sides=sides, t0=int(ts[-1]) + S, p0=float(price[-1]), **kw)
-    return TickBatch.concat([w, z, tail])
+    return TickBatch.concat([w, run_, tail])
 
 
 def interleave(*batches: TickBatch) -> TickBatch:
