@@ -349,9 +349,13 @@ class Service:
             begin = self._consumer.beginning_offsets(list(tps.values()))
             end = self._consumer.end_offsets(list(tps.values()))
             topic_id = self._topic_id()
-        except (redis.RedisError, KafkaError) as e:
+        except (redis.RedisError, KafkaError, KeyError) as e:
+            # KeyError: kafka-python 3.0 raises it from beginning_offsets/end_offsets when a
+            # partition is missing from the broker's answer, as when the topic was re-created with
+            # fewer partitions since the assignment; the rebalance that follows revokes it
+            why = f"the broker has no offsets for {e.args[0]}" if isinstance(e, KeyError) else e
             log.warning("cannot restore partitions %s yet (%s); they stay paused, retrying in %.1f s",
-                        pending, e, self._restore_backoff)
+                        pending, why, self._restore_backoff)
             self._restore_at = time.monotonic() + self._restore_backoff
             self._restore_backoff = min(2 * self._restore_backoff, BACKOFF_MAX)
             return
@@ -545,7 +549,7 @@ class Service:
                          {"instruments": len(part.instruments), "topic_id": part.topic_id})
                      for p, part in todo.items()}
             results = self._store.write_many(items)
-        except (redis.RedisError, KafkaError) as e:
+        except (redis.RedisError, KafkaError, KeyError) as e:
             self.health.checkpoint_failed()
             log.warning("checkpoint of partitions %s failed: %s", sorted(todo), e)
             for part in self._parts.values():     # Redis may come back empty: rewrite everything

@@ -246,6 +246,41 @@ def test_broker_restart_reconnects_and_resumes(broker_factory, redis_server, reg
     store.client.close()
 
 
+def test_a_partition_missing_from_the_offsets_answer_is_retried_not_fatal(
+        kafka_broker, redis_server, regime_tape, unique_name, caplog, monkeypatch):
+    """kafka-python 3.0 raises KeyError from ``beginning_offsets`` when a partition is missing
+    from the broker's answer: the topic was re-created with fewer partitions between the
+    assignment and the lookup (the broker-restart test above ended that way about one run in
+    ten, and the service's thread died). Injected once here, at the first lookup: the service
+    logs it, keeps the partitions paused, retries, and then reads the whole tape exactly as
+    replay does."""
+    from kafka import KafkaConsumer
+
+    real, calls = KafkaConsumer.beginning_offsets, []
+
+    def missing_once(self, partitions, *args, **kw):
+        calls.append(partitions)
+        if len(calls) == 1:
+            raise KeyError(partitions[-1])
+        return real(self, partitions, *args, **kw)
+
+    monkeypatch.setattr(KafkaConsumer, "beginning_offsets", missing_once)
+    topic, group, alerts = unique_name("ticks"), unique_name("group"), unique_name("alerts")
+    kafka_broker.create_topic(topic, 3)
+    store = CheckpointStore(connect(redis_server.url), group=group, topic=topic)
+    with caplog.at_level(logging.WARNING, logger="consumers.service"):
+        svc = _Running(_config(kafka_broker, redis_server.url, regime_tape, topic, group, alerts))
+        publish_ticks(kafka_broker.bootstrap, topic, regime_tape.ticks)
+        wait_for(lambda: _all_checkpointed(kafka_broker, store, topic), timeout=60, what="the tape checkpointed")
+    assert len(calls) >= 2 and "the broker has no offsets for TopicPartition" in caplog.text
+    assert svc.thread.is_alive() and svc.stop() == 0
+    replay, result = _replay(regime_tape)
+    assert_same_state(checkpointed_engine(redis_server.url, group=group, topic=topic, config=regime_tape.config),
+                      replay, _names(regime_tape.ticks))
+    _assert_alerts_match_replay(transitions_in_topic(kafka_broker.bootstrap, alerts), result)
+    store.client.close()
+
+
 # ---- offsets that are no longer usable ------------------------------------------------------------
 
 def test_a_checkpoint_of_a_vanished_topic_fails_or_resets_by_policy(kafka_broker, redis_server, regime_tape,
