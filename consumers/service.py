@@ -352,10 +352,17 @@ class Service:
         except (redis.RedisError, KafkaError, KeyError) as e:
             # KeyError: kafka-python 3.0 raises it from beginning_offsets/end_offsets when a
             # partition is missing from the broker's answer, as when the topic was re-created with
-            # fewer partitions since the assignment; the rebalance that follows revokes it
+            # fewer partitions since the assignment. The answer carries no error, so nothing
+            # refreshes the consumer's metadata (every 5 min by default): refresh it now, and the
+            # consumer sees the new partition count and rebalances, revoking the missing one
             why = f"the broker has no offsets for {e.args[0]}" if isinstance(e, KeyError) else e
             log.warning("cannot restore partitions %s yet (%s); they stay paused, retrying in %.1f s",
                         pending, why, self._restore_backoff)
+            if isinstance(e, KeyError):
+                try:
+                    self._consumer.topics()
+                except KafkaError as err:
+                    log.warning("cannot refresh the topic metadata (%s)", err)
             self._restore_at = time.monotonic() + self._restore_backoff
             self._restore_backoff = min(2 * self._restore_backoff, BACKOFF_MAX)
             return
