@@ -67,6 +67,7 @@ POLL_SLICE_MS = 5
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 10.0   # Redis / broker retry backoff, seconds
 FLUSH_TIMEOUT = 10.0            # producer flush before a checkpoint, seconds
 REVOKE_FLUSH_TIMEOUT = 2.0      # the same inside a revoke callback (it blocks heartbeats)
+MISSING_PARTITION_REJOIN = 3    # lookups that find an assigned partition missing before rejoining the group
 FINAL_CHECKPOINT_TIMEOUT = 30.0  # how long shutdown keeps retrying the last checkpoint
 GC_THRESHOLDS = (5_000, 10, 10)   # see tune_gc
 
@@ -181,6 +182,7 @@ class Service:
         self._backoff = BACKOFF_MIN
         self._restore_at = 0.0
         self._restore_backoff = BACKOFF_MIN
+        self._missing = 0                   # lookups in a row that found an assigned partition missing
         self._backpressure = False
         self._rejoin = False
         self._joined = False                # the first rebalance has completed
@@ -273,12 +275,14 @@ class Service:
         self._redis.close()
 
     def _resubscribe(self) -> None:
-        """Leave and rejoin the group after a fenced checkpoint (this process lost a partition).
+        """Leave and rejoin the group: after a fenced checkpoint (this process lost a partition), or
+        when an assigned partition stays missing from the broker's offsets answers.
 
         ``unsubscribe()`` drops the assignment without calling the rebalance listener, so the
         partitions are checkpointed and released here, as a revoke would.
         """
         self._rejoin = False
+        self._missing = 0
         log.warning("rejoining consumer group %s", self.config.group_id)
         owned = sorted(self._parts)
         self._checkpoint(owned, commit=False)
@@ -305,6 +309,7 @@ class Service:
                 self._consumer.seek(tp, 0)
             with self._lock:
                 self._pending.update(tp.partition for tp in tps)
+            self._restore_at, self._restore_backoff = 0.0, BACKOFF_MIN     # a new assignment: look it up now
         self._joined = True
         self.health.rebalance()
         self.health.assigned(len(self._parts) + len(self._pending))
@@ -354,11 +359,19 @@ class Service:
             # partition is missing from the broker's answer, as when the topic was re-created with
             # fewer partitions since the assignment. The answer carries no error, so nothing
             # refreshes the consumer's metadata (every 5 min by default): refresh it now, and the
-            # consumer sees the new partition count and rebalances, revoking the missing one
+            # consumer sees the new partition count and rebalances, revoking the missing one. A
+            # coordinator that answers the rebalance with the stale assignment (Tansu 0.6 does,
+            # when the only member rejoins) would leave it stuck: after a few tries in a row the
+            # service leaves the group and joins again as a new member.
             why = f"the broker has no offsets for {e.args[0]}" if isinstance(e, KeyError) else e
             log.warning("cannot restore partitions %s yet (%s); they stay paused, retrying in %.1f s",
                         pending, why, self._restore_backoff)
             if isinstance(e, KeyError):
+                self._missing += 1
+                if self._missing >= MISSING_PARTITION_REJOIN:
+                    log.warning("partition %s is still missing after %d lookups: leaving the group to get a "
+                                "new assignment", e.args[0], self._missing)
+                    self._rejoin = True
                 try:
                     self._consumer.topics()
                 except KafkaError as err:
@@ -367,6 +380,7 @@ class Service:
             self._restore_backoff = min(2 * self._restore_backoff, BACKOFF_MAX)
             return
         self._restore_backoff = BACKOFF_MIN
+        self._missing = 0
         for p, claim in claims.items():
             tp = tps[p]
             try:
