@@ -284,6 +284,10 @@ def _replay_and_print(path: str | Path, config: EngineConfig, *, alerts_out: str
         print(f"history: {history}: {h.rows:,} rows replayed first, {h.rejected:,} rejected"
               + (f" ({why})" if why else ""))
     sys.stdout.write(render_text(data))
+    by_name = config.inverted_by_name(st.name for st in result.states)
+    if by_name:
+        print(f"taken as yields by their names (rising = selling): {', '.join(by_name)}; "
+              "set invert = false under [instruments.NAME] in --config if one is a price")
     n_alerts = sum(1 for t in result.transitions if t.event == "enter")
     if alerts_out:
         print(f"alerts: {n_alerts} written to {alerts_out}")

@@ -14,6 +14,7 @@ A TOML file looks like this (every key optional)::
 
     [defaults]                        # applies to instruments not listed below
     calendar = "24h"
+    # invert unset: a name like UST10Y, DE10Y, GB10YR or ...YIELD is taken as a yield
 
     [instruments.UST10Y]
     invert = true                     # a yield: rising = bond selling
@@ -35,6 +36,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ConfigError
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: Names taken as yields where ``invert`` is not set: a tenor at the end (UST10Y, DE10Y, GB10YR)
+#: or YIELD / YLD. Set ``invert = false`` for an instrument (or under [defaults]) to turn it off.
+YIELD_NAME = re.compile(r"(?:\d+YR?|YIELD|YLD)$", re.IGNORECASE)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -84,10 +88,12 @@ class InstrumentConfig:
     """Per-instrument settings.
 
     invert   the price is a yield or rate: a rising value means the asset is being sold.
+             Unset (None): decided by the name, :data:`YIELD_NAME` (see
+             :meth:`EngineConfig.for_instrument`).
     watch    always export this instrument's statistics to Prometheus, even when quiet.
     """
 
-    invert: bool = False
+    invert: bool | None = None
     watch: bool = False
     calendar: Calendar = field(default_factory=Calendar)
 
@@ -272,7 +278,19 @@ class EngineConfig:
         object.__setattr__(self, "instruments", MappingProxyType(dict(self.instruments)))
 
     def for_instrument(self, name: str) -> InstrumentConfig:
-        return self.instruments.get(name, self.defaults)
+        """The settings of ``name``: its table, else ``[defaults]``; ``invert`` always decided.
+
+        Where neither sets ``invert``, a name like a yield's (:data:`YIELD_NAME`) is inverted: a
+        tape of UST10Y whose rising values were called buying would be wrong on every side.
+        """
+        ic = self.instruments.get(name, self.defaults)
+        if ic.invert is None:
+            ic = dataclasses.replace(ic, invert=bool(YIELD_NAME.search(name)))
+        return ic
+
+    def inverted_by_name(self, names) -> list[str]:
+        """Those of ``names`` inverted only because of their name (no ``invert`` set for them)."""
+        return [n for n in names if self.instruments.get(n, self.defaults).invert is None and YIELD_NAME.search(n)]
 
     @property
     def watchlist(self) -> tuple[str, ...]:

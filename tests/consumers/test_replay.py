@@ -125,6 +125,20 @@ def test_engine_rejects_are_reported_with_their_lines(tmp_path):
     assert result.summary.bad_lines == [(14, "out_of_order")] and result.summary.accepted == 20
 
 
+def test_instruments_taken_as_yields_by_their_names_are_named_in_the_summary(tmp_path, capsys):
+    path = tmp_path / "yields.csv"
+    t0 = 1_747_747_800 * 10**9
+    rows = [f"{name},{t0 + i * 10**9},{p},1," for i in range(20) for name, p in (("UST10Y", 4.4), ("SPY", 590))]
+    path.write_text("instrument,ts,price,size,side\n" + "\n".join(rows) + "\n")
+    assert main(["replay", str(path)]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("taken as yields")]
+    assert line and "UST10Y" in line[0] and "SPY" not in line[0]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[instruments.UST10Y]\ninvert = true\n")
+    assert main(["replay", str(path), "--config", str(cfg)]) == 0
+    assert "taken as yields" not in capsys.readouterr().out
+
+
 def test_bad_config_exits_2_with_the_message(tape_csv, tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[thresholds]\nsteady_tstat = -1\n")

@@ -63,7 +63,7 @@ def test_full_file_loads(tmp_path):
     vod = cfg.for_instrument("VOD")
     assert vod.watch and not vod.invert and vod.calendar == london             # inherits the defaults
     assert cfg.for_instrument("BTC").calendar == Calendar()                    # "24h"
-    assert cfg.for_instrument("unlisted") == cfg.defaults
+    assert cfg.for_instrument("unlisted") == dataclasses.replace(cfg.defaults, invert=False)
     assert cfg.watchlist == ("UST10Y", "VOD")
 
 
@@ -221,3 +221,21 @@ def test_the_documented_example_is_valid():
     ust = cfg.for_instrument("UST10Y")
     assert ust.invert and ust.watch and ust.calendar.tz == "America/New_York"
     assert cfg.thresholds.steady_tstat == 3.5 and not math.isnan(cfg.baseline_seconds)
+
+
+@pytest.mark.parametrize("name,inverted", [("UST10Y", True), ("US2Y", True), ("GB10YR", True), ("ust30y", True),
+                                           ("DE10Y_YIELD", True), ("JGB.YLD", True), ("USDJPY", False),
+                                           ("SPY", False), ("CSI300ETF", False), ("BUND", False), ("DXY", False)])
+def test_an_instrument_named_like_a_yield_is_inverted_where_invert_is_not_set(name, inverted):
+    assert EngineConfig().for_instrument(name).invert is inverted
+    listed = config_from_dict({"instruments": {name: {"watch": True}}})
+    assert listed.for_instrument(name).invert is inverted and listed.for_instrument(name).watch
+    assert listed.inverted_by_name([name]) == ([name] if inverted else [])
+
+
+def test_a_set_invert_wins_over_the_name():
+    cfg = config_from_dict({"instruments": {"UST10Y": {"invert": False}, "SPY": {"invert": True}}})
+    assert not cfg.for_instrument("UST10Y").invert and cfg.for_instrument("SPY").invert
+    off = config_from_dict({"defaults": {"invert": False}})
+    assert not off.for_instrument("UST10Y").invert and off.inverted_by_name(["UST10Y"]) == []
+    assert cfg.inverted_by_name(["UST10Y", "SPY", "DE10Y"]) == ["DE10Y"]

@@ -363,13 +363,15 @@ def test_slow_drift_tstats_stay_standard_normal_on_a_coarse_tick_grid(seed):
         sd_1h = stats[sel, STAT_NAMES.index("drift_tstat_3600s")].std()
         assert 0.85 <= sd_15m <= 1.2 and 0.75 <= sd_1h <= 1.2, (name, sd_15m, sd_1h)
 
-def test_invert_instrument_reports_sell_for_a_rising_yield():
-    cfg = EngineConfig(instruments={"UST10Y": InstrumentConfig(invert=True)})
+@pytest.mark.parametrize("cfg", [EngineConfig(instruments={"UST10Y": InstrumentConfig(invert=True)}), EngineConfig()],
+                         ids=["configured", "by its name"])
+def test_invert_instrument_reports_sell_for_a_rising_yield(cfg):
     up = steady_tape(1, 1, name="UST10Y", p0=4.5, sides=False)           # the yield grinds up
     eng, res = run(up, cfg)
     kinds = {(t.kind, t.side) for t in res.alerts if t.ts >= T0 + WARM_S * S}
     assert ("steady_flow", "sell") in kinds and ("steady_flow", "buy") not in kinds
-    plain, res_plain = run(TickBatch.from_columns(["UST10Y"] * len(up), up.ts, up.price, up.size))
+    as_price = EngineConfig(instruments={"UST10Y": InstrumentConfig(invert=False)})
+    plain, res_plain = run(TickBatch.from_columns(["UST10Y"] * len(up), up.ts, up.price, up.size), as_price)
     assert [t.ts for t in res_plain.transitions] == [t.ts for t in res.transitions]
     assert [t.side for t in res_plain.transitions] == [{"buy": "sell", "sell": "buy"}[t.side] for t in res.transitions]
     # exported state speaks in flow sides too: view().side, alerts_total's (kind, sell/buy) columns
