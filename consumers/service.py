@@ -529,6 +529,9 @@ class Service:
                 if home is None:
                     self._home[name] = p
                     self._parts[p].instruments.add(name)
+                    if self.config.engine.inverted_by_name([name]):
+                        log.info("instrument %r is taken as a yield by its name (a rising value is selling); set "
+                                 "invert = false under [instruments.%s] if it is a price", name, name)
                 elif home != p and name not in self._warned_split:
                     self._warned_split.add(name)
                     log.warning("instrument %r arrives on partitions %d and %d; its state is checkpointed with "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import urllib.request
 
@@ -94,11 +95,16 @@ def test_status_without_checkpoints_says_where_it_looked(redis_server, capsys):
 
 
 def test_stop_from_another_thread_writes_a_final_checkpoint_and_leaves(kafka_broker, redis_server, regime_tape,
-                                                                      unique_name):
+                                                                      unique_name, caplog):
     topic, group = unique_name("ticks"), unique_name("group")
     kafka_broker.create_topic(topic, 2)
     head = regime_tape.ticks.select(slice(0, 5000))
     publish_ticks(kafka_broker.bootstrap, topic, head)
+    # and an instrument the config does not list, named like a yield: the service says it inverts it
+    ts = head.ts[:50].copy()
+    yld = TickBatch.from_columns(["BTP10Y"] * len(ts), ts, np.full(len(ts), 4.4), np.ones(len(ts)))
+    publish_ticks(kafka_broker.bootstrap, topic, yld)
+    head_names = set(head.instrument_names()) | {"BTP10Y"}
     svc = Service(ServiceConfig(
         kafka={"bootstrap_servers": [kafka_broker.bootstrap]}, topic=topic, group_id=group,
         redis_url=redis_server.url, alerts_topic=unique_name("alerts"), metrics_host="127.0.0.1", metrics_port=0,
@@ -106,24 +112,28 @@ def test_stop_from_another_thread_writes_a_final_checkpoint_and_leaves(kafka_bro
         checkpoint_every_ticks=1_000_000, max_uncheckpointed_ticks=1_000_000, engine=regime_tape.config))
     outcome = []
     thread = threading.Thread(target=lambda: outcome.append(svc.run()))
+    caplog.set_level(logging.INFO, logger="consumers.service")
     thread.start()
     try:
-        wait_for(lambda: svc.health.registry.get_sample_value("tapewatch_ticks_total") == len(head),
+        wait_for(lambda: svc.health.registry.get_sample_value("tapewatch_ticks_total") == len(head) + len(yld),
                  timeout=30, what="the service to process the head of the tape")
+        assert "instrument 'BTP10Y' is taken as a yield by its name" in caplog.text
+        assert caplog.text.count("is taken as a yield by its name") == 1
         # nothing checkpointed yet (thresholds far away): only stop() writes the state
         assert CheckpointStore(connect(redis_server.url), group=group, topic=topic).partitions() == []
         # the exporter serves the health metrics and the engine's series while running
         page = urllib.request.urlopen(svc.exporter.url, timeout=10).read().decode()
-        assert f"tapewatch_ticks_total {float(len(head))}" in page
-        assert "tapewatch_assigned_partitions 2.0" in page and f"tapewatch_instruments {len(set(head.instrument_names()))}\n" in page
+        assert f"tapewatch_ticks_total {float(len(head) + len(yld))}" in page
+        assert "tapewatch_assigned_partitions 2.0" in page and f"tapewatch_instruments {len(head_names)}\n" in page
     finally:
         svc.stop()
         thread.join(30)
     assert outcome == [0]
     replay = Engine(regime_tape.config)
     replay.process(head)
+    replay.process(yld)
     assert_same_state(checkpointed_engine(redis_server.url, group=group, topic=topic, config=regime_tape.config),
-                      replay, set(head.instrument_names()))
+                      replay, head_names)
 
 
 def test_run_help_shows_an_env_var_for_every_option(capsys):
