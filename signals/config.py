@@ -189,6 +189,10 @@ class Thresholds:
     delev_strong_flow_tstat: float = 1.5
     delev_strong_flow_move: float = 5.0
     delev_enter_seconds: float = 120.0
+    # ... except where the rout's one-sided flow is this plain (15-min or volume-clock flow z on
+    # the side): then it is entered as soon as its rule holds, unless the instrument is in a
+    # burst (a news cascade reads like a rout for its first minutes; inf: always wait)
+    delev_enter_flow_z: float = 2.5
     delev_exit_seconds: float = 1200.0
     delev_cooldown_seconds: float = 7200.0
     # steady flow: slow persistent drift in normal or low volatility

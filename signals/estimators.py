@@ -1241,10 +1241,11 @@ class RegimeMachine(Estimator):
 
     A kind becomes a candidate when its rule holds at entry level on its primary side and
     stays one while the looser rule holds; it is entered when it has been a candidate for its
-    entry duration and holds at entry level now (priority deleveraging > burst > steady_flow;
-    a higher-priority kind pre-empts the current one, and a burst or deleveraging on the other
-    side reverses it). A regime is left when its looser rule
-    has failed for its exit duration. Re-entering the same kind on the same side within the
+    entry duration and holds at entry level now, or at once for deleveraging whose 15-min or
+    volume-clock flow z on its side is at least delev_enter_flow_z, unless a burst is on.
+    Priority: deleveraging > burst > steady_flow; a higher-priority kind pre-empts the current
+    one, and a burst or deleveraging on the other side reverses it. A regime is left when its
+    looser rule has failed for its exit duration. Re-entering the same kind on the same side within the
     cooldown after an exit *resumes* the old episode (same alert, same onset) when the move
     behind it began before that exit; a move that began after it is a new episode.
 
@@ -1257,7 +1258,7 @@ class RegimeMachine(Estimator):
     --------
     >>> rm = RegimeMachine(Thresholds(delev_enter_seconds=0.0))
     >>> stats = dict.fromkeys(["drift_tstat_60s", "drift_tstat_3600s", "drift_tstat_14400s",
-    ...                        "flow_z_60s", "flow_z_3600s", "vol_ratio_60s", "vol_ratio_3600s",
+    ...                        "flow_z_60s", "flow_z_3600s", "flow_z_volume", "vol_ratio_60s", "vol_ratio_3600s",
     ...                        "activity_ratio", "jump_z", "fingerprint_tstat"], 0.0)
     >>> stats.update(drift_tstat_900s=-6.0, vol_ratio_900s=3.0, flow_z_900s=-2.0)
     >>> ctx = Context(10**12, 7200.0, (0.0, 0.0, 0.0, 5.0), (0, 0, 0, 4 * 10**11), NONE_TS, 0, NONE_TS, 0.0,
@@ -1412,7 +1413,10 @@ class RegimeMachine(Estimator):
                 else:
                     self.cand_since[kind], self.cand_side[kind] = NONE_TS, 0
             cs = self.cand_side[kind]
-            if (desired == "quiet" and cs != 0 and ts - self.cand_since[kind] >= self.enter_ns[kind]
+            # a rout whose one-sided flow is plain does not wait (unless a burst is on)
+            no_wait = (kind == "deleveraging" and self.regime != "burst"
+                       and max(cs * stats["flow_z_900s"], cs * stats["flow_z_volume"]) >= self.th.delev_enter_flow_z)
+            if (desired == "quiet" and cs != 0 and (no_wait or ts - self.cand_since[kind] >= self.enter_ns[kind])
                     and self.holds(kind, cs, 1.0, stats, ctx)):
                 desired, dside = kind, cs
         cur = self.regime

@@ -101,7 +101,8 @@ P_D_VT, P_D_VZ = 49, 50  # deleveraging: the 15-min t needed under a violent mov
 P_B_CUH, P_B_CUK = 51, 52  # a burst's surge on the activity CUSUM: its level, and the rate multiple it tests for
 P_D_FZ, P_D_FT, P_D_FM = 53, 54, 55  # deleveraging: a flow this strong needs only this 15-min t with this move
 P_B_JZTR = 56         # a burst on a tick-rule feed: after a jump this strong (|jump_z|) the 10-s flow need only be >= 0
-NP = 57
+P_D_EZ = 57           # deleveraging with a flow z this plain is entered without its entry wait (not during a burst)
+NP = 58
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -658,7 +659,11 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
                 I[i, I_CAND_SINCE + k] = NONE_TS
                 I[i, I_CAND_SIDE + k] = 0
         cs = I[i, I_CAND_SIDE + k]
-        if desired == 0 and cs != 0 and t - I[i, I_CAND_SINCE + k] >= IP[IP_ENTER + k] \
+        # a rout whose one-sided flow is plain does not wait out its entry duration (a burst
+        # does: a news cascade reads like a rout for its first minutes)
+        no_wait = code == REGIME_DELEV and cur != REGIME_BURST \
+            and max(stats[S_Z + 1] * cs, stats[S_ZV] * cs) >= P[P_D_EZ]
+        if desired == 0 and cs != 0 and (no_wait or t - I[i, I_CAND_SINCE + k] >= IP[IP_ENTER + k]) \
                 and _holds(F, I, i, bstart, P, stats, move, code, cs, 1.0):
             desired = code
             dside = cs

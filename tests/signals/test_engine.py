@@ -248,18 +248,19 @@ def test_a_violent_rout_with_a_plain_flow_is_called_before_its_local_t_reaches_d
     move against normal volatility passes delev_move_tstat and the flow z delev_violent_flow_z
     while the 15-min t (over the rout's own volatility) is still under delev_tstat; it is called
     then. With delev_violent_tstat off, nothing is called in those 15 minutes. (The stronger-flow
-    path, which would call it sooner on a smaller move, is off in both runs.)"""
+    path, which would call it sooner on a smaller move, is off in both runs, and so is the entry
+    without a wait, delev_enter_flow_z.)"""
     th = Thresholds()
     start = T0 + (2 * 86400 + WARM_S) * S
     inf = float("inf")
-    on = [t for t in _alerts(violent_rout_tape(seed), delev_strong_flow_z=inf)
+    on = [t for t in _alerts(violent_rout_tape(seed), delev_strong_flow_z=inf, delev_enter_flow_z=inf)
           if t.kind == "deleveraging" and t.ts >= start]
     assert on and on[0].side == "sell" and on[0].ts < start + 900 * S, [t.to_dict() for t in on]
     ev = on[0].evidence
     assert -th.delev_tstat < ev["drift_tstat_900s"] <= -th.delev_violent_tstat
     assert ev["move_tstat_900s"] <= -th.delev_move_tstat
     assert min(ev["flow_z_900s"], ev["flow_z_volume"]) <= -th.delev_violent_flow_z
-    off = _alerts(violent_rout_tape(seed), delev_violent_tstat=inf, delev_strong_flow_z=inf)
+    off = _alerts(violent_rout_tape(seed), delev_violent_tstat=inf, delev_strong_flow_z=inf, delev_enter_flow_z=inf)
     assert not [t for t in off if t.kind == "deleveraging" and start <= t.ts < start + 900 * S]
 
 
@@ -269,18 +270,48 @@ def test_a_rout_whose_flow_is_plain_before_its_drift_is_called_sooner(seed):
     delev_strong_flow_z within minutes, while the 15-min t is under delev_tstat and the move
     under delev_move_tstat (so the violent-move path waits too). With the move at
     delev_strong_flow_move and the t at delev_strong_flow_tstat it is called then; with
-    delev_strong_flow_z off, at least five minutes later."""
+    delev_strong_flow_z off, at least five minutes later. (The entry without a wait,
+    delev_enter_flow_z, is off in both runs: both wait out delev_enter_seconds.)"""
     th = Thresholds()
     start = T0 + (2 * 86400 + WARM_S) * S
-    on = [t for t in _alerts(flow_led_rout_tape(seed)) if t.kind == "deleveraging" and t.ts >= start]
+    wait = {"delev_enter_flow_z": float("inf")}
+    on = [t for t in _alerts(flow_led_rout_tape(seed), **wait) if t.kind == "deleveraging" and t.ts >= start]
     assert on and on[0].side == "sell", [t.to_dict() for t in on]
     ev = on[0].evidence
     assert -th.delev_tstat < ev["drift_tstat_900s"] <= -th.delev_strong_flow_tstat
     assert -th.delev_move_tstat < ev["move_tstat_900s"] <= -th.delev_strong_flow_move
     assert min(ev["flow_z_900s"], ev["flow_z_volume"]) <= -th.delev_strong_flow_z
-    off = [t for t in _alerts(flow_led_rout_tape(seed), delev_strong_flow_z=float("inf"))
+    off = [t for t in _alerts(flow_led_rout_tape(seed), delev_strong_flow_z=float("inf"), **wait)
            if t.kind == "deleveraging" and t.ts >= start]
     assert not off or off[0].ts >= on[0].ts + 300 * S, (on[0].ts - start, off[0].ts - start)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("rout", [delev_tape, flow_led_rout_tape], ids=["rout", "flow-led rout"])
+def test_a_rout_with_a_plain_flow_is_entered_without_waiting(rout, seed):
+    """80% sellers: when deleveraging's rule first holds, the 15-min or volume-clock flow z is
+    past delev_enter_flow_z, so the rout is entered then; with delev_enter_flow_z off it waits
+    out delev_enter_seconds."""
+    th = Thresholds()
+    on = [t for t in _alerts(rout(seed)) if t.kind == "deleveraging"]
+    off = [t for t in _alerts(rout(seed), delev_enter_flow_z=float("inf")) if t.kind == "deleveraging"]
+    assert on and off and on[0].side == off[0].side == "sell"
+    assert min(on[0].evidence["flow_z_900s"], on[0].evidence["flow_z_volume"]) <= -th.delev_enter_flow_z
+    assert off[0].ts - on[0].ts >= th.delev_enter_seconds * S
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_rout_that_follows_news_waits_while_the_burst_is_on(seed):
+    """A news burst runs into a rout with 80% sellers: deleveraging's rule holds, with a plain
+    flow, while the engine is still in the burst. A news cascade reads like a rout for its first
+    minutes, so there it waits out delev_enter_seconds: the burst is replaced exactly when it is
+    with delev_enter_flow_z off."""
+    b = news_then_delev_tape(seed)
+    on = [(t.event, t.kind, t.ts) for t in run(b)[1].transitions]
+    off = [(t.event, t.kind, t.ts) for t in _alerts(b, delev_enter_flow_z=float("inf"))]
+    enter = next(x for x in on if x[:2] == ("enter", "deleveraging"))
+    assert ("exit", "burst", enter[2]) in on                 # it replaced the burst
+    assert enter in off
 
 
 @pytest.mark.parametrize("seed", [0, 1, 3, 4, 5])
@@ -526,11 +557,12 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
     rout is called. With that path off, measured: three of the eight are missed and two come
     later (by 8 minutes at most). On a feed's first day, where the rout's hour has not been seen, the path
     is off by itself (the same transitions as with delev_move_tstat = inf). The strong-drift
-    path (delev_tstat_strong) is off in every run, so that only the violent move is tested."""
+    path (delev_tstat_strong) and the entry without a wait (delev_enter_flow_z) are off in every
+    run, so that only the violent move is tested."""
     days = 2
     start = T0 + (days * 86400 + WARM_S) * S
     th = Thresholds()
-    on = {"delev_tstat_strong": float("inf")}
+    on = {"delev_tstat_strong": float("inf"), "delev_enter_flow_z": float("inf")}
     off = {**on, "delev_move_tstat": float("inf")}
     missed_off = on_move_path = 0
     for seed in range(1, 9):

@@ -479,24 +479,39 @@ def test_capped_cusums_identically():
 
 def test_rout_on_the_volume_clock_identically():
     """Deleveraging's flow condition also passes on the volume clock; off with inf (then later;
-    the violent-move path is off in both runs, so only the volume clock differs)."""
+    the violent-move path and the entry without a wait are off in both runs, so only the volume
+    clock differs)."""
     from signals.config import Thresholds
 
-    no_move = {"delev_move_tstat": float("inf"), "delev_tstat_strong": float("inf")}
+    no_move = {"delev_move_tstat": float("inf"), "delev_tstat_strong": float("inf"), "delev_enter_flow_z": float("inf")}
     res, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(**no_move)))
     res_off, _ = assert_same(sparse_rout_tape(2), EngineConfig(thresholds=Thresholds(
         delev_flow_z_volume=float("inf"), **no_move)))
     first = [next(t.ts for t in r.alerts if t.kind == "deleveraging") for r in (res, res_off)]
     assert first[0] < first[1] - 30 * 60 * S
 
+
+def test_rout_entered_without_a_wait_identically():
+    """A rout with a plain flow is entered as soon as deleveraging's rule holds, sooner than with
+    delev_enter_flow_z off; after news, while the burst is on, it waits like the rest."""
+    from signals.config import Thresholds
+
+    wait = EngineConfig(thresholds=Thresholds(delev_enter_flow_z=float("inf")))
+    firsts = [next(t.ts for t in assert_same(flow_led_rout_tape(1), cfg)[0].alerts if t.kind == "deleveraging")
+              for cfg in (None, wait)]
+    assert firsts[0] < firsts[1]
+    news = [[(t.kind, t.ts) for t in assert_same(news_then_delev_tape(2), cfg)[0].alerts] for cfg in (None, wait)]
+    assert news[0] == news[1] and [k for k, _ in news[0]] == ["burst", "deleveraging"]
+
+
 def test_violent_rout_with_weaker_flow_identically():
     """Without aggressor sides a rout's tick-rule flow stays under delev_flow_z; the move against
     the long-run volatility lets delev_move_flow_z do (once the rout's hour of the day has been
-    seen). Off with inf: not called at all."""
+    seen). Off with inf: not called at all (the entry without a wait is off in both runs)."""
     from signals.config import Thresholds
 
     b = seen_hour_rout_tape(3, sides=False, name="R")
-    no_strong = {"delev_tstat_strong": float("inf")}
+    no_strong = {"delev_tstat_strong": float("inf"), "delev_enter_flow_z": float("inf")}
     res, _ = assert_same(b, EngineConfig(thresholds=Thresholds(**no_strong)))
     delev = [t for t in res.alerts if t.kind == "deleveraging"]
     assert [t.instrument for t in delev] == ["R"] and delev[0].evidence["flow_z_900s"] > -Thresholds().delev_flow_z
