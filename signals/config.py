@@ -210,8 +210,9 @@ class Thresholds:
     steady_flow_z: float = 1.0
     # a 1-h t this strong (with the 4-h one at steady_tstat_slow) needs no corroboration from
     # the flow or the fingerprint: passive children that neither take liquidity nor lean
-    # against it leave no trace in the signed volume (inf: corroboration always needed)
-    steady_tstat_strong: float = 5.0
+    # against it leave no trace in the signed volume (inf: corroboration always needed; 5
+    # until the fingerprint stopped counting today's drift, see docs/calibration.md)
+    steady_tstat_strong: float = 4.0
     steady_tstat_flow: float = 3.0          # drift t needed when |flow z| >= steady_flow_z_strong
     steady_flow_z_strong: float = 2.0
     steady_fingerprint_tstat: float = 2.0

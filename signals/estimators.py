@@ -450,27 +450,33 @@ class Baseline(Estimator):
 
 
 class NoiseScale(Estimator):
-    """How much the lag-1 HAC rate overstates the variance that matters for slow drifts.
+    """How far the lag-1 HAC rate is from the variance that matters for slow drifts.
 
     Pre-averaging and one lag of autocovariance remove bid-ask bounce that reverses at once. On a
     coarse tick grid the noise persists longer: the price sits at one level while the efficient
     price wanders inside the tick, and a run of same-side trades holds it at the bid or the ask
     for minutes. Returns summed over an hour then vary much less than the per-second HAC rate
     implies, and every slow drift t-statistic reads too small (about half at a tick of two
-    one-minute standard deviations). This estimator compares the two on the long baseline
-    memory and gives the factor that corrects the slow t-statistics' variance.
+    one-minute standard deviations). The other way round, a price that follows its value with a
+    lag (quotes that catch up over seconds, a market that trades after another one) has returns
+    that go on in the same direction, and hourly sums vary *more* than the per-second rate
+    implies: every slow t-statistic reads too large, and a random walk passes for a grind. This
+    estimator compares the two on the long baseline memory and gives the factor that corrects
+    the slow t-statistics' variance.
 
     The slow variance comes from 15-minute blocks of (truncated, deseasonalised) returns, aligned
     on the epoch: half the squared *difference* of consecutive block sums, summed with the
     baseline's decay and divided by the baseline's seconds. Differencing removes a drift that
     lasts across blocks, so a grind that goes on for days does not inflate the variance it is
     tested against (the mean successive difference, von Neumann et al. 1941). The factor is
-    ``min(1, margin * slow / hac)``: it only ever lowers the variance, and only by what is clearly
-    more than estimation noise (``margin``); it is 1 until the baseline has ``warm_seconds``.
+    ``margin * slow / hac`` where that is below 1 and ``slow / hac / margin`` where that is above
+    1, else 1: it corrects only what is clearly more than estimation noise (``margin``), either
+    way; it is 1 until the baseline has ``warm_seconds``.
 
     A rout's start or end, or a jump, would otherwise rule the sum for a day: where a drift
     starts or stops, or the price jumps, the difference of two blocks holds the move. So no pair
-    counts more than ``clip`` long-run block variances (a Huber-type clip: under no drift, half
+    counts more than ``clip`` block variances, at the long-run rate or at the slow rate where that
+    is larger (a Huber-type clip: under no drift, half
     the squared difference is the block variance times a chi-square of one degree of freedom,
     above 4 in 5% of pairs and far more often at a rout's edges). Without it, one rout took the
     factor of a 10-year yield with a spread of four ticks from 0.3 to 0.75-1.7 for days (the
@@ -484,11 +490,12 @@ class NoiseScale(Estimator):
     block_ns : int
         Block width, ns.
     margin : float
-        The slow rate must be below ``1 / margin`` of the HAC rate before anything is corrected.
+        The slow rate must be below ``1 / margin`` or above ``margin`` times the HAC rate before
+        anything is corrected.
     warm_seconds : float
         Baseline seconds (decayed) needed before the factor is believed.
     clip : float
-        A block pair counts at most this many long-run block variances.
+        A block pair counts at most this many block variances (long-run, or slow where larger).
 
     Examples
     --------
@@ -498,6 +505,8 @@ class NoiseScale(Estimator):
     >>> slow = ns.num / 36000.0
     >>> ns.get(hac_rate=slow, seconds=36000.0), ns.get(hac_rate=4 * slow, seconds=36000.0)
     (1.0, 0.25)
+    >>> ns.get(hac_rate=slow / 4, seconds=36000.0)     # a lagging price: slow sums vary 4x more
+    4.0
     >>> grind = NoiseScale(memory=1e12, block_ns=900 * 10**9, margin=1.0, warm_seconds=0.0)
     >>> for k in range(1, 36001):            # a steady drift: equal block sums, nothing to difference
     ...     _ = grind.update(1e-5, 1.0, k * 10**9, (k - 1) * 10**9)
@@ -536,14 +545,17 @@ class NoiseScale(Estimator):
         self.prev_sum = 0.0
         self.num = 0.0
 
-    def update(self, r: float, dt: float, start: int, prev_start: int, long_run: float = math.inf) -> "NoiseScale":
+    def update(self, r: float, dt: float, start: int, prev_start: int, long_run: float = math.inf,
+               seconds: float = 0.0) -> "NoiseScale":
         """``r`` the bar's return, ``dt`` its trading time, ``start``/``prev_start`` its and the previous
-        bar's start; ``long_run`` the baseline's HAC rate per second (the clip's unit)."""
+        bar's start; ``long_run`` the baseline's HAC rate per second and ``seconds`` its (decayed)
+        seconds: the clip's unit is that rate or the slow rate, ``num / seconds``, the larger."""
         a = math.exp(-dt / self.memory)
         add = 0.0
         if start // self.block_ns != prev_start // self.block_ns:       # the previous block is complete
             d = self.block_sum - self.prev_sum
-            add = min(0.5 * d * d, self.clip * long_run * self.block_ns * 1e-9)
+            unit = max(long_run, self.num / seconds) if seconds > 0.0 else long_run
+            add = min(0.5 * d * d, self.clip * unit * self.block_ns * 1e-9)
             self.prev_sum = self.block_sum
             self.block_sum = 0.0
         self.num = a * self.num + add
@@ -553,7 +565,10 @@ class NoiseScale(Estimator):
     def get(self, hac_rate: float, seconds: float) -> float:
         """The factor for the slow drift variance, given the baseline's long-run rate and seconds."""
         if seconds >= self.warm_seconds and hac_rate > 0.0:
-            return min(1.0, self.margin * (self.num / seconds) / hac_rate)
+            ratio = (self.num / seconds) / hac_rate
+            if self.margin * ratio < 1.0:
+                return self.margin * ratio
+            return ratio / self.margin if ratio > self.margin else 1.0
         return 1.0
 
 
@@ -1049,6 +1064,10 @@ class SameHoursFingerprint(Estimator):
     A TWAP-like parent order trades in the same hours every day. Per bucket this sums the
     standardised returns ``u = r / sqrt(long-run variance rate)`` over the days, decayed by
     ``day_decay`` per day, and divides by the square root of the (equally decayed) seconds.
+    Today's returns in the current bucket are left out of the sum (not of the seconds, which
+    makes the statistic a little conservative): the fingerprint corroborates a drift, so the
+    drift must not vouch for itself. Call :meth:`end_visit` when the next bar falls in another
+    bucket or day.
 
     Parameters
     ----------
@@ -1062,8 +1081,12 @@ class SameHoursFingerprint(Estimator):
     ...     _ = fp.new_day()
     ...     for k in range(3600):
     ...         _ = fp.update(14, 0.05 + (-1) ** k, 1.0)        # a small drift at 14:00 every day
+    ...     _ = fp.end_visit()
     >>> round(fp.get(14), 2), fp.get(15)
     (4.69, 0.0)
+    >>> _ = fp.new_day().update(14, 30.0, 1.0)              # a jolt at 14:00 today ...
+    >>> round(fp.get(14), 2)                                 # ... is not in it: past days, decayed
+    4.19
 
     References
     ----------
@@ -1071,27 +1094,35 @@ class SameHoursFingerprint(Estimator):
     in financial markets. *Journal of Empirical Finance*, 4(2-3), 115-158.
     """
 
-    _state = ("total", "seconds")
+    _state = ("total", "seconds", "today")
 
     def __init__(self, day_decay: float):
         self.day_decay = day_decay
         self.total = [0.0] * N_BUCKETS
         self.seconds = [0.0] * N_BUCKETS
+        self.today = 0.0            # today's part of the current bucket's total
 
     def new_day(self) -> "SameHoursFingerprint":
         for k in range(N_BUCKETS):
             self.total[k] *= self.day_decay
             self.seconds[k] *= self.day_decay
+        self.today = 0.0
+        return self
+
+    def end_visit(self) -> "SameHoursFingerprint":
+        """Today's visit to the current bucket is over: what it added now belongs to the past."""
+        self.today = 0.0
         return self
 
     def update(self, bucket: int, u: float, dt: float) -> "SameHoursFingerprint":
         self.total[bucket] += u
         self.seconds[bucket] += dt
+        self.today += u
         return self
 
     def get(self, bucket: int) -> float:
         s = self.seconds[bucket]
-        return self.total[bucket] / math.sqrt(s) if s > 0.0 else 0.0
+        return (self.total[bucket] - self.today) / math.sqrt(s) if s > 0.0 else 0.0
 
 
 class Cusum(Estimator):

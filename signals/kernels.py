@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -26,7 +26,8 @@ NSTAT = 18
 # ---- float state columns -------------------------------------------------------------
 F_B_SUMP, F_B_N, F_B_Q, F_B_V = 0, 1, 3, 4                         # open bar (its last price: F_LAST_PX)
 F_NZ_S = 2                                                         # noise scale: open 15-min block's sum
-F_PREV_MEAN, F_PREV_CLOSE, F_PREV_R, F_PREV_RC = 5, 6, 7, 8        # previous bar
+F_PREV_MEAN, F_PREV_R, F_PREV_RC = 5, 7, 8                          # previous bar (its close: F_PREV_CLOSE)
+F_FD_TODAY = 6                                                     # fingerprint: today's part of the current bucket
 F_LAST_PX, F_LAST_SIGN = 9, 10                                     # tick rule
 F_S, F_W2, F_VN, F_VD = 11, 15, 19, 23                             # drift, 4 horizons each
 F_VB_N, F_VB_D = 27, 28                                            # baseline variance rate
@@ -70,6 +71,7 @@ STAT_NAMES = (
     "activity_ratio", "jump_z", "jump_share", "fingerprint_tstat", "absorption_z", "last_price",
 )
 S_T, S_Z, S_ZV, S_VR, S_ACT, S_JZ, S_JS, S_FP, S_ABS, S_PX = 0, 4, 8, 9, 12, 13, 14, 15, 16, 17
+F_PREV_CLOSE = F_STATS + S_PX    # the previous bar's close is the cached last_price
 #: an alert's evidence: the statistics, the 15-min drift against the long-run volatility
 #: (computed at each bar close for the deleveraging rule, not kept in the state) and the
 #: activity CUSUM (F_ACT_CU)
@@ -115,10 +117,10 @@ REASON_OUT_OF_ORDER = 8     # signals.ticks.REASONS index
 HALF_PI = math.pi / 2.0
 NONE_TS = np.int64(-(2 ** 62))
 NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the epoch)
-NOISE_MARGIN = 1.5                 # the noise scale corrects only a clear excess of the HAC rate (the
-#                                    clip below also trims fat-tailed pairs: fine grids stay at 1)
-# a block pair counts at most NOISE_CLIP long-run block variances: a larger difference is a move
-# (a rout's start or end, a jump), not noise
+NOISE_MARGIN = 1.5                 # the noise scale corrects only a clear difference from the HAC rate,
+#                                    either way (the clip below also trims fat-tailed pairs: fine grids stay at 1)
+# a block pair counts at most NOISE_CLIP long-run block variances (or slow-rate ones, where larger):
+# a larger difference is a move (a rout's start or end, a jump), not noise
 NOISE_CLIP = 4.0
 NOISE_WARM_S = 43200.0             # trading seconds of baseline before the noise scale is believed
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts
@@ -216,6 +218,8 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
             F[i, F_B_N] = 0.0
             F[i, F_B_Q] = 0.0
             F[i, F_B_V] = 0.0
+            if bucket[r] != I[i, I_BAR_BUCKET] or day[r] != I[i, I_BAR_DAY]:
+                F[i, F_FD_TODAY] = 0.0              # today's visit to the closed bar's bucket is over
         if I[i, I_TICKS] == 0 or bstart != I[i, I_BAR_START]:
             I[i, I_BAR_START] = bstart
         F[i, F_B_SUMP] += p
@@ -247,8 +251,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     v = F[i, F_B_V]
     b = I[i, I_BAR_BUCKET]
     bstart = I[i, I_BAR_START]
-    stats = F[i, F_STATS:F_STATS + NSTAT]
-    stats[S_PX] = close
+    stats = F[i, F_STATS:F_STATS + NSTAT]          # stats[S_PX] is F_PREV_CLOSE: set below, after the return
     if I[i, I_PREV_BAR] == NONE_TS:                # the first bar: no return yet
         F[i, F_PREV_MEAN] = mean
         F[i, F_PREV_CLOSE] = close
@@ -264,6 +267,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
             F[i, F_SQ + k] *= lam
             F[i, F_ST + k] *= lam
             F[i, F_FD + k] *= lam
+        F[i, F_FD_TODAY] = 0.0
         F[i, F_TSV] *= lam
         F[i, F_TSN] *= lam
         F[i, F_TSQ] *= lam
@@ -332,14 +336,18 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     add = 0.0
     if new_block:
         dblk = F[i, F_NZ_S] - F[i, F_NZ_P]
-        add = min(0.5 * dblk * dblk, NOISE_CLIP * vh * NOISE_BLOCK_NS * 1e-9)
+        # the clip's unit: the long-run block variance, or the slow rate itself where it is larger
+        # (a price that follows its value with a lag), so that the estimate can show that excess
+        cref = max(vh, F[i, F_NZ_N] / F[i, F_VB_D])
+        add = min(0.5 * dblk * dblk, NOISE_CLIP * cref * NOISE_BLOCK_NS * 1e-9)
         F[i, F_NZ_P] = F[i, F_NZ_S]
         F[i, F_NZ_S] = 0.0
     F[i, F_NZ_N] = ab * F[i, F_NZ_N] + add
     F[i, F_NZ_S] += rt
     nscale = 1.0
     if F[i, F_VB_D] >= NOISE_WARM_S and vh > 0.0:
-        nscale = min(1.0, NOISE_MARGIN * (F[i, F_NZ_N] / F[i, F_VB_D]) / vh)
+        nr = (F[i, F_NZ_N] / F[i, F_VB_D]) / vh
+        nscale = NOISE_MARGIN * nr if NOISE_MARGIN * nr < 1.0 else (nr / NOISE_MARGIN if nr > NOISE_MARGIN else 1.0)
 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
     a1 = math.exp(-dt / 900.0)
@@ -438,8 +446,11 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     F[i, F_TSQ] += v
     F[i, F_TST] += dt
     u = rt / math.sqrt(vh) if vh > 0.0 else 0.0
+    # the fingerprint is the drift of past days at this hour: today's part of the bucket (reset
+    # when the next bar falls in another bucket or day) is left out, or a drift would vouch for itself
     F[i, F_FD + b] += u
-    stats[S_FP] = F[i, F_FD + b] / math.sqrt(F[i, F_ST + b]) if F[i, F_ST + b] > 0.0 else 0.0
+    F[i, F_FD_TODAY] += u
+    stats[S_FP] = (F[i, F_FD + b] - F[i, F_FD_TODAY]) / math.sqrt(F[i, F_ST + b]) if F[i, F_ST + b] > 0.0 else 0.0
     for c in range(4):
         kap = P[P_CU_SLOW] if c < 2 else P[P_CU_FAST]
         sgn = 1.0 if c % 2 == 0 else -1.0

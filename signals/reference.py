@@ -91,8 +91,11 @@ class Instrument:
             if ts < self.last_ts:             # a little late: counted at the last time seen, in its bar
                 ts, bucket, day = self.last_ts, self.bars.bucket, self.bars.day
         s = self.tick_rule.update(price, side).get()
+        open_bucket, open_day = self.bars.bucket, self.bars.day
         bar = self.bars.update(ts, price, s * size, size, bucket, day).get()
         events = self._close(bar, ts) if bar is not None else []
+        if bar is not None and (bucket != open_bucket or day != open_day):
+            self.fingerprint.end_visit()          # the next bar is in another bucket or day
         self.last_ts = ts
         self.ticks += 1
         return events
@@ -118,7 +121,7 @@ class Instrument:
         vb = self.baseline.update(y, x, dt).get()
         vh = self.baseline.long_run()
         self.warm += dt
-        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh).get(vh, self.baseline.seconds)
+        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh, self.baseline.seconds).get(vh, self.baseline.seconds)
         # the efficient price's scale for a burst's jump: long-run, local 15-min or the last
         # minute's, the largest
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh

@@ -91,6 +91,31 @@ def balanced_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     return tape(seed, [Seg(WARM_S), Seg(6 * 3600, drift=direction * 1.2e-5), Seg(3 * 3600)], **kw)
 
 
+def daily_balanced_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """balanced_grind_tape's drift worked at the same hours on two days: 6 h quiet, 4 h of it,
+    20 h quiet, 4 h of it again, 2 h quiet."""
+    g = Seg(4 * 3600, drift=direction * 1.2e-5)
+    return tape(seed, [Seg(WARM_S), g, Seg(20 * 3600), g, Seg(2 * 3600)], **kw)
+
+
+def lagging_tape(seed: int, hours: float, lag_s: float, name: str = "X") -> TickBatch:
+    """A quiet market whose price follows its value with a lag: a trade a second (jittered)
+    at the value's exponential average over ``lag_s`` seconds (quotes that catch up, a market
+    that trades after another one). Its 1-s returns go on in the same direction for seconds,
+    so the lag-1 HAC rate is far under the variance of 15-min sums."""
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600)
+    value = np.cumsum(1e-4 * rng.standard_normal(n))
+    a = np.exp(-1.0 / lag_s)
+    seen = np.empty(n)
+    acc = value[0]
+    for k in range(n):
+        acc = a * acc + (1.0 - a) * value[k]
+        seen[k] = acc
+    stamp = T0 + np.arange(n, dtype=np.int64) * S + rng.integers(0, S // 2, n)
+    return TickBatch.from_columns([name] * n, stamp, 100.0 * np.exp(seen), np.ones(n))
+
+
 def two_grinds_tape(seed: int, pause_hours: float, direction: int = 1, **kw) -> TickBatch:
     """6 h quiet, 4 h of the steady drift of steady_tape, ``pause_hours`` flat, 4 h more of it, 1 h quiet."""
     return tape(seed, [Seg(WARM_S), grind(4 * 3600, direction), Seg(pause_hours * 3600), grind(4 * 3600, direction),

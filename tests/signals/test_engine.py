@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, daily_balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape)
 
@@ -242,6 +242,30 @@ def test_a_strong_grind_with_balanced_trades_needs_no_corroboration(seed):
     assert not [t for t in off if t.kind == "steady_flow" and t.ts < start + 5400 * S]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_fingerprint_is_past_days_only(seed):
+    """A passive grind (balanced trades) at the same hours on two days, with every other path to
+    steady flow off (the drift alone, steady_tstat_strong, and the flow, steady_flow_z and
+    steady_flow_z_strong), so only the fingerprint can corroborate. On the first day the
+    grind's own drift is not its fingerprint: the statistic stays under
+    steady_fingerprint_tstat while the 1-h t passes -5, and nothing is called. On the second
+    day yesterday's drift at these hours corroborates today's, and the grind is called within
+    90 minutes of its restart. (While today's part of the hour counted, the first day's drift
+    vouched for itself and was called.)"""
+    th, inf = Thresholds(), float("inf")
+    day1, day2 = T0 + WARM_S * S, T0 + (WARM_S + 24 * 3600) * S
+    only_fp = Thresholds(steady_tstat_strong=inf, steady_flow_z=inf, steady_flow_z_strong=inf)
+    res = Engine(EngineConfig(thresholds=only_fp)).process(daily_balanced_grind_tape(seed), sample_every_seconds=60)
+    t1h = res.samples.stats[:, STAT_NAMES.index("drift_tstat_3600s")]
+    fp = res.samples.stats[:, STAT_NAMES.index("fingerprint_tstat")]
+    first = (res.samples.ts >= day1) & (res.samples.ts < day1 + 4 * 3600 * S)
+    assert t1h[first].min() <= -5 and np.abs(fp[first]).max() < th.steady_fingerprint_tstat
+    steady = [t for t in res.alerts if t.kind == "steady_flow"]
+    assert steady and all(day2 <= t.ts < day2 + 5400 * S and t.side == "sell" for t in steady), \
+        [t.to_dict() for t in steady]
+    assert steady[0].evidence["fingerprint_tstat"] <= -th.steady_fingerprint_tstat
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_violent_rout_with_a_plain_flow_is_called_before_its_local_t_reaches_delev_tstat(seed):
     """An 18% slide in an hour at eight times the volatility, 80% sellers: within 15 minutes the
@@ -393,6 +417,20 @@ def test_slow_drift_tstats_stay_standard_normal_on_a_coarse_tick_grid(seed):
         sd_15m = stats[sel, STAT_NAMES.index("drift_tstat_900s")].std()
         sd_1h = stats[sel, STAT_NAMES.index("drift_tstat_3600s")].std()
         assert 0.85 <= sd_15m <= 1.2 and 0.75 <= sd_1h <= 1.2, (name, sd_15m, sd_1h)
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_slow_drift_tstats_stay_near_standard_normal_where_the_price_lags_its_value(seed):
+    """A quiet market whose price follows its value with a 5-s lag: its 1-s returns go on in the
+    same direction, the lag-1 HAC rate is a fraction of the variance of 15-min sums, and
+    without the noise scale's correction upwards the 15-min and 1-h drift t-statistics have a
+    standard deviation of about 2 (a random walk passes for a grind). With it, about 1.3 (the
+    margin leaves a factor of up to 1.5 in the variance uncorrected)."""
+    res = Engine().process(lagging_tape(seed, 4 * 24, 5.0), sample_every_seconds=60)
+    late = res.samples.ts > T0 + 2 * 86400 * S          # once the noise scale has its baseline
+    for name in ("drift_tstat_900s", "drift_tstat_3600s"):
+        sd = res.samples.stats[late, STAT_NAMES.index(name)].std()
+        assert 0.8 <= sd <= 1.5, (name, sd)
+
 
 @pytest.mark.parametrize("cfg", [EngineConfig(instruments={"UST10Y": InstrumentConfig(invert=True)}), EngineConfig()],
                          ids=["configured", "by its name"])

@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -39,6 +39,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     F[[K.F_B_SUMP, K.F_B_N, K.F_B_Q, K.F_B_V]] = b.sum_price, b.ticks, b.signed_volume, b.volume
     assert b.ticks == 0 or b.last_price == inst.tick_rule.last_price    # one column holds both
     F[[K.F_PREV_MEAN, K.F_PREV_CLOSE, K.F_PREV_R, K.F_PREV_RC]] = b.prev_mean, b.prev_close, inst.hac.prev_r, jt.prev_abs
+    assert b.prev_close == inst.stats["last_price"]        # one column holds both
     F[[K.F_LAST_PX, K.F_LAST_SIGN]] = inst.tick_rule.last_price, inst.tick_rule.sign
     for k in range(K.NH):
         d, f = inst.drift[k], inst.flow[k]
@@ -62,6 +63,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     for col, values in ((K.F_SV, sp.var), (K.F_SN, sp.ticks), (K.F_SQ, sp.volume), (K.F_ST, sp.seconds),
                         (K.F_FD, inst.fingerprint.total)):
         F[col:col + K.NB] = values
+    F[K.F_FD_TODAY] = inst.fingerprint.today
     F[[K.F_TSV, K.F_TSN, K.F_TSQ, K.F_TST]] = sp.total_var, sp.total_ticks, sp.total_volume, sp.total_seconds
     I[[K.I_LAST_TS, K.I_TICKS, K.I_BAR_START, K.I_BAR_BUCKET, K.I_BAR_DAY]] = \
         inst.last_ts, inst.ticks, b.start, b.bucket, b.day
@@ -632,7 +634,7 @@ def _noise_scale_through_a_rout(seed: int, clip: float) -> list[float]:
         x = r[k] * r[k] + 2 * r[k] * prev              # lag-1 HAC, as the engine's
         prev = r[k]
         long_num, long_s = a_long * long_num + x, a_long * long_s + 1.0
-        ns.update(r[k], 1.0, k * 10**9, (k - 1) * 10**9, long_num / long_s)
+        ns.update(r[k], 1.0, k * 10**9, (k - 1) * 10**9, long_num / long_s, long_s)
         if k in (quiet - 1, quiet + rout + 3600, n - 1):
             out.append(ns.get(long_num / long_s, long_s))
     return out
@@ -658,6 +660,21 @@ def test_noise_scale_through_a_rout_on_a_coarse_tick_grid_identically():
                    minutes=90, strength=5.0)
     sc = generate(seed=11, instruments=[spec], days=3, start="2025-05-20", rates={}, episodes=[rout])
     assert_same(sc.ticks, sc.config)
+
+
+def test_noise_scale_above_the_hac_rate_identically():
+    """A price that lags its value by 5 s: the slow rate is several times the lag-1 HAC rate, the
+    factor raises the slow t-statistics' variance, and the clip's unit grows with the slow
+    rate; the kernel as the reference, 20 h in (the factor is believed after about 16 h)."""
+    batch = lagging_tape(3, 20, 5.0)
+    assert_same(batch)
+    eng = Engine()
+    eng.process(batch)
+    F, _ = eng.state_rows("X")
+    seconds = F[K.F_VB_D]
+    vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
+    assert seconds >= K.NOISE_WARM_S                                   # the factor is in use ...
+    assert F[K.F_NZ_N] / seconds / vh > 1.5 * K.NOISE_MARGIN            # ... and corrects upwards
 
 
 def test_noise_scale_on_a_coarse_tick_grid_identically():
