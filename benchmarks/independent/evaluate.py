@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from signals.evaluation import CEILING_TSTATS, format_report, read_alerts, read_labels, recall_by_feed, score  # noqa: E402
+from signals.evaluation import CEILING_TSTATS, format_report, recall_by_feed  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))
+from blind import run_seed  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 from gen import TEMPLATES  # noqa: E402
@@ -44,16 +46,7 @@ def main(argv=None) -> int:
         total, realized = None, []
         for seed in args.seeds:
             out = root / f"seed{seed}"
-            out.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, str(HERE / "gen.py"), "--seed", str(seed), "--days", str(args.days),
-                            "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run([sys.executable, "-m", "consumers.cli", "replay", str(out / "tape.csv"),
-                            "--config", str(out / "config.toml"), "--alerts-out", str(out / "alerts.jsonl")],
-                           check=True, stdout=subprocess.DEVNULL, cwd=HERE.parents[1])
-            labels, days = read_labels(out / "labels.jsonl")
-            report = score(read_alerts(out / "alerts.jsonl"), labels, instrument_days=days)
-            print(f"seed {seed}: " + ", ".join(
-                f"{k} {t.detected}/{t.labels} ({t.false_alerts} false)" for k, t in report.kinds.items()))
+            report, _, _ = run_seed(HERE / "gen.py", seed, args.days, out)
             total = report if total is None else total + report
             found = {(o.label.instrument, o.label.start_ts) for o in report.outcomes
                      if o.label.kind == "steady_flow" and o.first_ts is not None}

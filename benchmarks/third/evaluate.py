@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from signals.evaluation import GRACE_SECONDS, format_report, read_alerts, read_labels, score  # noqa: E402
+from signals.evaluation import GRACE_SECONDS, format_report  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))
+from blind import run_seed  # noqa: E402
 
 #: controls and background events in truth.jsonl that are not labels
 NOT_LABELS = ("bg_shift",)
@@ -52,17 +54,7 @@ def main(argv=None) -> int:
         total, places = None, Counter()
         for seed in args.seeds:
             out = root / f"seed{seed}"
-            out.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, str(HERE / "gen.py"), "--seed", str(seed), "--days", str(args.days),
-                            "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run([sys.executable, "-m", "consumers.cli", "replay", str(out / "tape.csv"),
-                            "--config", str(out / "config.toml"), "--alerts-out", str(out / "alerts.jsonl")],
-                           check=True, stdout=subprocess.DEVNULL, cwd=HERE.parents[1])
-            labels, days = read_labels(out / "labels.jsonl")
-            alerts = read_alerts(out / "alerts.jsonl")
-            report = score(alerts, labels, instrument_days=days)
-            print(f"seed {seed}: " + ", ".join(
-                f"{k} {t.detected}/{t.labels} ({t.false_alerts} false)" for k, t in report.kinds.items()))
+            report, alerts, labels = run_seed(HERE / "gen.py", seed, args.days, out)
             total = report if total is None else total + report
             with open(out / "truth.jsonl") as f:
                 truth = [d for d in map(json.loads, f) if "meta" not in d]
