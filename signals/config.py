@@ -153,6 +153,10 @@ class Thresholds:
     delev_tstat: float = 3.0
     delev_vol_ratio: float = 2.0
     delev_activity_ratio: float = 2.5
+    # ... with this many trades behind that ratio (10-s exponentially weighted tick count): on a
+    # thin feed a handful of trades reads as a surge (docs/calibration.md, "A twelfth pass: a
+    # handful of trades is no surge")
+    delev_min_ticks: float = 4.0
     # ... and the activity path still needs the 15-min volatility somewhat above normal (or a
     # violent move, delev_move_tstat, where bid-ask noise hides the volatility): a busy steady
     # grind (aggressive children raise activity, not volatility) is not deleveraging

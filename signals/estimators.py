@@ -1347,7 +1347,7 @@ class RegimeMachine(Estimator):
                 return False
             if ctx.warm < th.warmup_seconds or not (
                     s["vol_ratio_900s"] >= th.delev_vol_ratio * f
-                    or (s["activity_ratio"] >= th.delev_activity_ratio * f
+                    or (s["activity_ratio"] >= th.delev_activity_ratio * f and ctx.ticks_10s >= th.delev_min_ticks
                         and (s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f
                              or ctx.move_tstat_900s * d >= th.delev_move_tstat * f))):
                 return False

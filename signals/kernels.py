@@ -104,7 +104,8 @@ P_B_CUH, P_B_CUK = 51, 52  # a burst's surge on the activity CUSUM: its level, a
 P_D_FZ, P_D_FT, P_D_FM = 53, 54, 55  # deleveraging: a flow this strong needs only this 15-min t with this move
 P_B_JZTR = 56         # a burst on a tick-rule feed: after a jump this strong (|jump_z|) the 10-s flow need only be >= 0
 P_D_EZ = 57           # deleveraging with a flow z this plain is entered without its entry wait (not during a burst)
-NP = 58
+P_D_MIN = 58          # deleveraging's activity path needs this many trades behind its 10-s ratio
+NP = 59
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -548,7 +549,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         if f == 1.0 and I[i, I_LAST_JUMP_TS] != NONE_TS and bstart - I[i, I_LAST_JUMP_TS] <= P[P_D_JQ] * 1e9:
             return False
         if warm < P[P_WARM_S] or not (stats[S_VR + 1] >= P[P_D_VR] * f
-                                      or (stats[S_ACT] >= P[P_D_ACT] * f
+                                      or (stats[S_ACT] >= P[P_D_ACT] * f and F[i, F_ACT_N] >= P[P_D_MIN]
                                           and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))):
             return False
         t15, zmax = stats[S_T + 1] * d, max(stats[S_Z + 1] * d, stats[S_ZV] * d)

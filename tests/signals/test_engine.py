@@ -16,7 +16,7 @@ import signals.engine
 from signals import kernels as K
 from signals.config import EngineConfig, InstrumentConfig, Thresholds
 from signals.engine import STAT_NAMES, Engine
-from signals.scenarios import CATALOGUE, generate
+from signals.scenarios import CATALOGUE, NULL_RATES, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
@@ -724,3 +724,18 @@ def test_a_zero_entry_tstat_is_refused_at_start():
 
     with pytest.raises(ConfigError, match="thresholds.steady_tstat must be > 0"):
         Thresholds(steady_tstat=0.0)
+
+
+def test_a_handful_of_trades_on_a_thin_feed_is_no_surge_for_deleveraging():
+    """One tick in 5 of a control tape (no episodes): deleveraging's activity path reads a
+    few trades within seconds as a 2.5-fold surge. With delev_min_ticks at 0, a chance drift and
+    flow on the 10-year yield then make a false deleveraging alert; with the default (4 trades
+    behind the 10-s ratio) it is gone, and nothing else changes."""
+    sc = generate(seed=1001, instruments=8, days=10, rates=NULL_RATES).thinned(5, seed=1001)
+
+    def routs(**th):
+        cfg = dataclasses.replace(sc.config, thresholds=dataclasses.replace(sc.config.thresholds, **th))
+        return {(t.instrument, t.side, t.ts) for t in run(sc.ticks, cfg)[1].alerts if t.kind == "deleveraging"}
+
+    off, on = routs(delev_min_ticks=0.0), routs()
+    assert on < off and {name for name, _, _ in off - on} == {"UST10Y"}, (off, on)

@@ -493,6 +493,16 @@ def test_rout_on_the_volume_clock_identically():
     assert first[0] < first[1] - 30 * 60 * S
 
 
+def test_activity_path_needs_trades_behind_it_identically():
+    """delev_min_ticks in the kernel as in the reference: on the thin feed of the sparse rout (a
+    trade every 6 s, the rout at a third of delev_tape's rate) the activity path is open at 0,
+    shut at 20 (more trades than the rout's 10 s ever hold) and in between at the default."""
+    from signals.config import Thresholds
+
+    for ticks in (0.0, 4.0, 20.0):
+        assert_same(sparse_rout_tape(4), EngineConfig(thresholds=Thresholds(delev_min_ticks=ticks)))
+
+
 def test_rout_entered_without_a_wait_identically():
     """A rout with a plain flow is entered as soon as deleveraging's rule holds, sooner than with
     delev_enter_flow_z off; after news, while the burst is on, it waits like the rest."""
