@@ -1236,8 +1236,8 @@ class RegimeMachine(Estimator):
     by ``f`` (1 at entry, ``exit_fraction`` to stay; a maximum is divided by ``f``):
 
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
-      >= delev_vol_ratio (or activity ratio >= delev_activity_ratio with the 15-min volatility
-      ratio >= delev_activity_vol_ratio or the move, the 15-min drift against the long-run
+      >= delev_vol_ratio (or activity ratio >= delev_activity_ratio, with delev_min_ticks in the
+      10-s tick count behind it and the 15-min volatility ratio >= delev_activity_vol_ratio or the move, the 15-min drift against the long-run
       volatility (``Context.move_tstat_900s``), >= delev_move_tstat), and 15-min flow z >=
       delev_flow_z (or volume-clock flow z >= delev_flow_z_volume, or either flow z >=
       delev_move_flow_z with the move >= delev_move_tstat, or a burst on side ``d`` for
