@@ -6,6 +6,7 @@ outside evaluator would use, and the alerts are scored with :mod:`signals.evalua
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,13 @@ def run_seed(gen_py: Path, seed: int, days: int, out: Path) -> tuple[Report, lis
     print(f"seed {seed}: " + ", ".join(
         f"{k} {t.detected}/{t.labels} ({t.false_alerts} false)" for k, t in report.kinds.items()))
     return report, alerts, labels
+
+
+def parse_args(argv, doc: str, seeds: list[int]) -> argparse.Namespace:
+    """The options both evaluations take: ``--seeds`` (default ``seeds``), ``--days``, ``--keep``."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=seeds,
+                   help=f"generator seeds (default: {seeds[0]}-{seeds[-1]})")
+    p.add_argument("--days", type=int, default=5, help="trading days per tape (default: 5)")
+    p.add_argument("--keep", metavar="DIR", help="write the tapes, labels and alerts here (default: a temporary folder)")
+    return p.parse_args(argv)

@@ -13,7 +13,6 @@ matching rules of :mod:`signals.evaluation`. Tapes are scored one by one and the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -27,18 +26,14 @@ sys.path.insert(0, str(HERE.parents[1]))
 from signals.evaluation import CEILING_TSTATS, format_report, recall_by_feed  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))
-from blind import run_seed  # noqa: E402
+from blind import parse_args, run_seed  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 from gen import TEMPLATES  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], help="generator seeds (default: 1-6)")
-    p.add_argument("--days", type=int, default=5, help="trading days per tape (default: 5)")
-    p.add_argument("--keep", metavar="DIR", help="write the tapes, labels and alerts here (default: a temporary folder)")
-    args = p.parse_args(argv)
+    args = parse_args(argv, __doc__, [1, 2, 3, 4, 5, 6])
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,6 @@ the matching rules of :mod:`signals.evaluation`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -26,7 +25,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from signals.evaluation import GRACE_SECONDS, format_report  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))
-from blind import run_seed  # noqa: E402
+from blind import parse_args, run_seed  # noqa: E402
 
 #: controls and background events in truth.jsonl that are not labels
 NOT_LABELS = ("bg_shift",)
@@ -42,11 +41,7 @@ def where(alert, truth: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="generator seeds (default: 1-3)")
-    p.add_argument("--days", type=int, default=5, help="trading days per tape (default: 5)")
-    p.add_argument("--keep", metavar="DIR", help="write the tapes, labels and alerts here (default: a temporary folder)")
-    args = p.parse_args(argv)
+    args = parse_args(argv, __doc__, [1, 2, 3])
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

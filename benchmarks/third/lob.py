@@ -20,38 +20,32 @@ def _meta_len(lmin, palpha):
 
 
 @nb.njit(cache=True)
-def _buy(size, t, A, qa, q0, K, ot, op, oq, os_, n, maxn):
-    """market buy consuming ask queues; prints one trade per level touched"""
+def _walk(size, t, px, q, step, q0, K, ot, op, oq, os_, n, maxn):
+    """a market order consuming the queues q from the best price px outward (step +1: a buy
+    walking up the asks, -1: a sell walking down the bids); prints one trade per level touched"""
     rem = size
     while rem > EPS:
-        take = min(rem, qa[0])
+        take = min(rem, q[0])
         if take > EPS and n < maxn:
-            ot[n] = t; op[n] = A; oq[n] = take; os_[n] = 1; n += 1
+            ot[n] = t; op[n] = px; oq[n] = take; os_[n] = step; n += 1
         rem -= take
-        qa[0] -= take
-        while qa[0] <= EPS:
+        q[0] -= take
+        while q[0] <= EPS:
             for i in range(K - 1):
-                qa[i] = qa[i + 1]
-            qa[K - 1] = _newdepth(q0)
-            A += 1
-    return A, n
+                q[i] = q[i + 1]
+            q[K - 1] = _newdepth(q0)
+            px += step
+    return px, n
+
+
+@nb.njit(cache=True)
+def _buy(size, t, A, qa, q0, K, ot, op, oq, os_, n, maxn):
+    return _walk(size, t, A, qa, 1, q0, K, ot, op, oq, os_, n, maxn)
 
 
 @nb.njit(cache=True)
 def _sell(size, t, B, qb, q0, K, ot, op, oq, os_, n, maxn):
-    rem = size
-    while rem > EPS:
-        take = min(rem, qb[0])
-        if take > EPS and n < maxn:
-            ot[n] = t; op[n] = B; oq[n] = take; os_[n] = -1; n += 1
-        rem -= take
-        qb[0] -= take
-        while qb[0] <= EPS:
-            for i in range(K - 1):
-                qb[i] = qb[i + 1]
-            qb[K - 1] = _newdepth(q0)
-            B -= 1
-    return B, n
+    return _walk(size, t, B, qb, -1, q0, K, ot, op, oq, os_, n, maxn)
 
 
 @nb.njit(cache=True)
@@ -66,6 +60,17 @@ def _sweep_sell(target, t, B, qb, q0, K, ot, op, oq, os_, n, maxn):
     while B > target:
         B, n = _sell(qb[0], t, B, qb, q0, K, ot, op, oq, os_, n, maxn)
     return B, n
+
+
+@nb.njit(cache=True)
+def _cancel_deep(q, depth, mu_s, ssig, K):
+    """cancel a lognormal size at a level behind the best, chosen in proportion to its queue"""
+    x = np.random.random() * depth
+    for i in range(1, K):
+        x -= q[i]
+        if x <= 0.0 or i == K - 1:
+            q[i] -= min(q[i], np.exp(mu_s + ssig * np.random.standard_normal()))
+            return
 
 
 @nb.njit(cache=True)
@@ -251,19 +256,9 @@ def simulate(seed, act, fexo, p,
         elif u < R0 + R1 + R2 + R3 + R4 + R5 + R6 + R7:
             qa[1 + np.random.randint(K - 1)] += np.exp(mu_s + ssig * np.random.standard_normal())
         elif u < R0 + R1 + R2 + R3 + R4 + R5 + R6 + R7 + R8:
-            x = np.random.random() * sdb
-            for i in range(1, K):
-                x -= qb[i]
-                if x <= 0.0 or i == K - 1:
-                    qb[i] -= min(qb[i], np.exp(mu_s + ssig * np.random.standard_normal()))
-                    break
+            _cancel_deep(qb, sdb, mu_s, ssig, K)
         elif u < R0 + R1 + R2 + R3 + R4 + R5 + R6 + R7 + R8 + R9:
-            x = np.random.random() * sda
-            for i in range(1, K):
-                x -= qa[i]
-                if x <= 0.0 or i == K - 1:
-                    qa[i] -= min(qa[i], np.exp(mu_s + ssig * np.random.standard_normal()))
-                    break
+            _cancel_deep(qa, sda, mu_s, ssig, K)
         elif u < R0 + R1 + R2 + R3 + R4 + R5 + R6 + R7 + R8 + R9 + R10:
             pr = int(np.floor(f)) - np.random.randint(2)
             if pr > A - 1:
