@@ -221,9 +221,9 @@ class Thresholds:
     steady_flow_z_strong: float = 2.0
     steady_fingerprint_tstat: float = 2.0
     steady_jump_quiet_seconds: float = 1800.0
-    # ... and this long after a deleveraging exit: the rout's drift is still in the 1-h and 4-h
-    # windows, and its tail would read as a grind on its side
-    steady_after_deleveraging_seconds: float = 7200.0
+    # ... and this long after a deleveraging exit (the 1-h and 4-h drift sums restart there, so
+    # the rout's move is not in them; the same quiet time as after a jump)
+    steady_after_deleveraging_seconds: float = 1800.0
     steady_enter_seconds: float = 300.0
     steady_exit_seconds: float = 1800.0
     steady_cooldown_seconds: float = 108000.0

@@ -571,6 +571,15 @@ class NoiseScale(Estimator):
             return ratio / self.margin if ratio > self.margin else 1.0
         return 1.0
 
+    def get_slow(self, hac_rate: float, seconds: float) -> float:
+        """The factor for the slowest t-statistics: as :meth:`get`, but an excess (a ratio above 1)
+        is corrected in full. Correcting upwards only lowers a t-statistic, so estimation noise
+        there costs no false alarm, and what the margin leaves (up to ``margin`` times the
+        variance) would multiply the false alarms of a test at 3.5 several times."""
+        if seconds >= self.warm_seconds and hac_rate > 0.0 and self.num / seconds > hac_rate:
+            return (self.num / seconds) / hac_rate
+        return self.get(hac_rate, seconds)
+
 
 class JumpTest(Estimator):
     """Lee-Mykland jump test of each close-to-close return against the preceding bipower variation.
@@ -785,6 +794,13 @@ class DriftTStat(Estimator):
         usual volatility reads about four times its :meth:`get`)."""
         den = long_run * scale * self.sum_w2
         return self.sum_r / math.sqrt(den) if den > 0.0 else 0.0
+
+    def restart(self) -> "DriftTStat":
+        """Drop the returns summed so far (after a rout, whose move would stay in a slow window
+        for hours); the variance and the weights' squares are kept, so the statistic reads low,
+        not high, while the sum fills again."""
+        self.sum_r = 0.0
+        return self
 
 
 class VolatilityRatio(Estimator):
@@ -1114,10 +1130,13 @@ class SameHoursFingerprint(Estimator):
         self.today = 0.0
         return self
 
-    def update(self, bucket: int, u: float, dt: float) -> "SameHoursFingerprint":
-        self.total[bucket] += u
+    def update(self, bucket: int, u: float, dt: float, event: bool = False) -> "SameHoursFingerprint":
+        """``event``: the bar is in a burst or deleveraging; it adds its seconds, not its return
+        (a rout or a news cascade at this hour is not a habit of the hour)."""
         self.seconds[bucket] += dt
-        self.today += u
+        if not event:
+            self.total[bucket] += u
+            self.today += u
         return self
 
     def get(self, bucket: int) -> float:
@@ -1404,7 +1423,7 @@ class RegimeMachine(Estimator):
         for last in (ctx.last_big_jump_ts, self.last_exit["burst"][0]):
             if last != NONE_TS and ctx.start - last <= quiet_ns:
                 return False
-        last = self.last_exit["deleveraging"][0]    # a rout's drift stays in the slow windows for hours
+        last = self.last_exit["deleveraging"][0]    # nor soon after a rout
         if last != NONE_TS and ctx.start - last <= max(quiet_ns, th.steady_after_deleveraging_seconds * 1e9):
             return False
         t1, t4, z1 = s["drift_tstat_3600s"] * d, s["drift_tstat_14400s"] * d, abs(s["flow_z_3600s"])

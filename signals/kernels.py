@@ -346,9 +346,14 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     F[i, F_NZ_N] = ab * F[i, F_NZ_N] + add
     F[i, F_NZ_S] += rt
     nscale = 1.0
+    nslow = 1.0
     if F[i, F_VB_D] >= NOISE_WARM_S and vh > 0.0:
         nr = (F[i, F_NZ_N] / F[i, F_VB_D]) / vh
         nscale = NOISE_MARGIN * nr if NOISE_MARGIN * nr < 1.0 else (nr / NOISE_MARGIN if nr > NOISE_MARGIN else 1.0)
+        # the 1-h and 4-h t-statistics take an excess in full: correcting upwards only lowers
+        # them, and what the margin leaves (up to 1.5 times the variance) multiplies their
+        # false alarms at the steady-flow levels several times
+        nslow = nr if nr > 1.0 else nscale
 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
     a1 = math.exp(-dt / 900.0)
@@ -391,7 +396,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         F[i, F_VN + k] = a * F[i, F_VN + k] + x
         F[i, F_VD + k] = a * F[i, F_VD + k] + dt
         vk = F[i, F_VN + k] / F[i, F_VD + k]
-        den = max(vk, (1.0 if k == 0 else 0.25) * vh) * (1.0 if k == 0 else nscale) * F[i, F_W2 + k]
+        den = max(vk, (1.0 if k == 0 else 0.25) * vh) * (1.0 if k == 0 else nscale if k == 1 else nslow) * F[i, F_W2 + k]
         stats[S_T + k] = F[i, F_S + k] / math.sqrt(den) if den > 0.0 else 0.0
         if k < 3:
             F[i, F_VY + k] = a * F[i, F_VY + k] + y
@@ -448,9 +453,12 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     F[i, F_TST] += dt
     u = rt / math.sqrt(vh) if vh > 0.0 else 0.0
     # the fingerprint is the drift of past days at this hour: today's part of the bucket (reset
-    # when the next bar falls in another bucket or day) is left out, or a drift would vouch for itself
-    F[i, F_FD + b] += u
-    F[i, F_FD_TODAY] += u
+    # when the next bar falls in another bucket or day) is left out, or a drift would vouch for
+    # itself. A bar in a burst or deleveraging adds its seconds but not its return: a rout or a
+    # news cascade at this hour is an event, not a parent order's habit
+    if I[i, I_REGIME] < REGIME_BURST:
+        F[i, F_FD + b] += u
+        F[i, F_FD_TODAY] += u
     stats[S_FP] = (F[i, F_FD + b] - F[i, F_FD_TODAY]) / math.sqrt(F[i, F_ST + b]) if F[i, F_ST + b] > 0.0 else 0.0
     for c in range(4):
         kap = P[P_CU_SLOW] if c < 2 else P[P_CU_FAST]
@@ -616,7 +624,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
     for last in (I[i, I_LAST_BIGJUMP_TS], I[i, I_LX_TS + 1]):
         if last != NONE_TS and bstart - last <= quiet_ns:
             return False
-    # a rout's drift stays in the 1-h and 4-h windows for hours after it ends
+    # nor soon after a rout's end (the exit also restarts the 1-h and 4-h drift sums, see _exit)
     if I[i, I_LX_TS + 2] != NONE_TS and bstart - I[i, I_LX_TS + 2] <= max(quiet_ns, P[P_S_DQ] * 1e9):
         return False
     t1, t4, z1 = stats[S_T + 2] * d, stats[S_T + 3] * d, abs(stats[S_Z + 2])
@@ -746,6 +754,12 @@ def _exit(F, I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_
           ev_stats, ne):
     cur = I[i, I_REGIME]
     k = cur - 1
+    if cur == REGIME_DELEV:
+        # the 1-h and 4-h drift sums start again: a rout's move would stay in them for hours
+        # (a fifth of it in the 1-h sum 100 minutes on, most of it in the 4-h one) and its tail
+        # would read as a grind on its side
+        F[i, F_S + 2] = 0.0
+        F[i, F_S + 3] = 0.0
     I[i, I_LX_TS + k] = t
     I[i, I_LX_SIDE + k] = I[i, I_SIDE]
     I[i, I_LX_ALERT + k] = I[i, I_ALERT_TS]

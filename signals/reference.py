@@ -122,6 +122,7 @@ class Instrument:
         vh = self.baseline.long_run()
         self.warm += dt
         nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh, self.baseline.seconds).get(vh, self.baseline.seconds)
+        nslow = self.noise.get_slow(vh, self.baseline.seconds)
         # the efficient price's scale for a burst's jump: long-run, local 15-min or the last
         # minute's, the largest
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh
@@ -130,7 +131,7 @@ class Instrument:
         stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start, efficient).get()
         stats["jump_share"] = self.jump_share.update(rc, dt).get()
         for k, h in enumerate(HORIZONS):
-            stats[f"drift_tstat_{h:.0f}s"] = self.drift[k].update(r, x, dt, vh, 1.0 if k == 0 else nscale).get()
+            stats[f"drift_tstat_{h:.0f}s"] = self.drift[k].update(r, x, dt, vh, (1.0, nscale, nslow, nslow)[k]).get()
             if k < 3:
                 stats[f"vol_ratio_{h:.0f}s"] = self.vol_ratio[k].update(y, dt, vb).get()
             stats[f"flow_z_{h:.0f}s"] = self.flow[k].update(bar.signed_volume, bar.volume, dt).get()
@@ -142,7 +143,8 @@ class Instrument:
         self.seasonal.update(bar.bucket, self.baseline.clipped * f, bar.ticks, bar.volume, dt,
                              vr * vr, self.activity.slow_ratio(usual_rate))
         u = r / math.sqrt(vh) if vh > 0.0 else 0.0
-        stats["fingerprint_tstat"] = self.fingerprint.update(bar.bucket, u, dt).get(bar.bucket)
+        event = self.regime.regime in ("burst", "deleveraging")
+        stats["fingerprint_tstat"] = self.fingerprint.update(bar.bucket, u, dt, event).get(bar.bucket)
         for c in self.cusums:
             c.update(u, dt, bar.start)
         stats["absorption_z"] = absorption_z(stats["drift_tstat_3600s"], stats["flow_z_3600s"])
@@ -152,7 +154,11 @@ class Instrument:
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
                       self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
                       math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get(), self.jumps.last_abs)
-        return self.regime.update(ts, stats, ctx).get()
+        events = self.regime.update(ts, stats, ctx).get()
+        if any(e.event == "exit" and e.kind == "deleveraging" for e in events):
+            for k in (2, 3):                # the rout's move does not stay in the slow windows
+                self.drift[k].restart()
+        return events
 
     def snapshot(self) -> dict:
         """The instrument's whole state as a plain (JSON-ready) dict."""

@@ -214,6 +214,13 @@ def rout_then_quiet_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
                        Seg(4 * 3600)], **kw)
 
 
+def rout_then_a_day_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """rout_then_quiet_tape's rout, then a day and two hours of a quiet random walk: the next
+    day's hour of the rout is quiet."""
+    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=2.5e-4, drift=direction * 4e-5, buy=0.5 + 0.2 * direction),
+                       Seg(26 * 3600)], **kw)
+
+
 def sparse_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """A thin feed (one trade every 6 s), then the violent slide of delev_tape at a third of its
     rate, with 60% of the aggressors on its side and trades three times the usual size, then

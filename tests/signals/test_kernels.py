@@ -26,7 +26,7 @@ from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
-                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape)
+                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape, rout_then_a_day_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -685,6 +685,13 @@ def test_noise_scale_above_the_hac_rate_identically():
     vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
     assert seconds >= K.NOISE_WARM_S                                   # the factor is in use ...
     assert F[K.F_NZ_N] / seconds / vh > 1.5 * K.NOISE_MARGIN            # ... and corrects upwards
+
+
+def test_a_rout_leaves_neither_the_slow_sums_nor_the_fingerprint_identically():
+    """A rout, then a quiet day: the deleveraging exit restarts the 1-h and 4-h drift sums, and
+    the rout's bars add nothing to its hour's fingerprint, in the kernel as in the reference."""
+    res, _ = assert_same(rout_then_a_day_tape(2))
+    assert [(t.event, t.kind) for t in res.transitions] == [("enter", "deleveraging"), ("exit", "deleveraging")]
 
 
 def test_noise_scale_on_a_coarse_tick_grid_identically():
