@@ -24,6 +24,7 @@ HALF_PI = math.pi / 2.0
 NONE_TS = -(2 ** 62)                       # "no such time" (never a real event time)
 HORIZONS = (60.0, 900.0, 3600.0, 14400.0)  # seconds, for the drift and flow statistics
 N_BUCKETS = 24                             # time-of-day buckets: local hours
+ROUNDING = 1e-12                           # a smaller log return between bar means is the rounding of a sum of equal prices
 
 
 class Estimator:
@@ -209,6 +210,8 @@ class PreAveragedBars(Estimator):
         brk = gap > self.max_gap_s
         dt = self.bar_seconds if brk else gap
         r = 0.0 if brk else math.log(mean / self.prev_mean)
+        if abs(r) < ROUNDING:
+            r = 0.0
         rc = 0.0 if brk else math.log(close / self.prev_close)
         prev_start = self.prev_start
         self.prev_mean, self.prev_close, self.prev_start = mean, close, self.start

@@ -117,6 +117,11 @@ EV_ENTER, EV_EXIT, EV_RESUME = 1, 2, 3
 REASON_OUT_OF_ORDER = 8     # signals.ticks.REASONS index
 HALF_PI = math.pi / 2.0
 NONE_TS = np.int64(-(2 ** 62))
+# a log return between bar means smaller than this is the rounding of a sum of equal prices
+# (3.966 summed three times and divided by three is not 3.966), not a move: kept, it gives a
+# new instrument whose first minutes print at one price a baseline variance of about 1e-33,
+# against which every later return is clipped and reads as ten billion standard deviations
+ROUNDING = 1e-12
 NOISE_BLOCK_NS = 900 * 10 ** 9     # blocks of the noise scale (aligned on the epoch)
 NOISE_MARGIN = 1.5                 # the noise scale corrects only a clear difference from the HAC rate,
 #                                    either way (the clip below also trims fat-tailed pairs: fine grids stay at 1)
@@ -284,6 +289,8 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         rc = 0.0
     else:
         r = math.log(mean / F[i, F_PREV_MEAN])
+        if abs(r) < ROUNDING:
+            r = 0.0
         rc = math.log(close / F[i, F_PREV_CLOSE])
     F[i, F_PREV_MEAN] = mean
     F[i, F_PREV_CLOSE] = close

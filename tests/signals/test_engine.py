@@ -287,6 +287,21 @@ def test_a_rout_is_not_a_habit_of_its_hour(seed):
     assert fps[1].min() <= -10
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_new_instrument_whose_first_minutes_print_at_one_price(seed):
+    """Two minutes of trades at 3.966, then a normal day. Three equal prices summed and divided
+    by three are not 3.966, so the first bars' means differ by about 1e-16; counted as returns,
+    they gave the baseline a variance of about 1e-33, every later return was clipped against it
+    and read as billions of standard deviations, and the fingerprint of that hour went to about
+    -1e10 for weeks. Now no statistic leaves its usual range: the fingerprint stays within 5
+    and the 15-min volatility ratio within 3 from ten minutes in."""
+    res = Engine().process(tape(seed, [Seg(120, vol=0.0), Seg(28 * 3600)], p0=3.966), sample_every_seconds=60)
+    st, later = res.samples.stats, res.samples.ts > T0 + 600 * S
+    assert np.abs(st[:, STAT_NAMES.index("fingerprint_tstat")]).max() < 5
+    assert st[later, STAT_NAMES.index("vol_ratio_900s")].max() < 3
+    assert not res.alerts
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_violent_rout_with_a_plain_flow_is_called_before_its_local_t_reaches_delev_tstat(seed):
     """An 18% slide in an hour at eight times the volatility, 80% sellers: within 15 minutes the

@@ -694,6 +694,11 @@ def test_a_rout_leaves_neither_the_slow_sums_nor_the_fingerprint_identically():
     assert [(t.event, t.kind) for t in res.transitions] == [("enter", "deleveraging"), ("exit", "deleveraging")]
 
 
+def test_first_minutes_at_one_price_identically():
+    """A mean of equal prices that is not the price itself (3.966) is no return, in the kernel as in the reference."""
+    assert_same(tape(2, [Seg(120, vol=0.0), Seg(6 * 3600)], p0=3.966))
+
+
 def test_noise_scale_on_a_coarse_tick_grid_identically():
     sc = coarse_tick_tape(11)
     assert_same(sc.ticks, sc.config)
