@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
 import signals.evaluation
 from signals.errors import InputError
-from signals.evaluation import (CEILING_TSTATS, Alert, GRACE_SECONDS, after, check_targets, format_report,
+from signals.evaluation import (CEILING_TSTATS, Alert, GRACE_SECONDS, after, check_targets, comovement, format_report,
                                 read_alerts, read_labels, score, steady_ceiling)
 from signals.scenarios import Label, generate
 
@@ -146,6 +147,52 @@ def test_steady_ceiling_is_the_chance_that_each_grinds_own_window_reaches_the_t(
     assert none.labels == 0 and math.isnan(none.recall) and math.isnan(none.median_hours)
     with pytest.raises(ValueError, match="tstat must be > 0"):
         steady_ceiling([strong], tstat=0.0)
+
+
+def test_comovement_leaves_out_episodes_their_trace_and_the_cold_start():
+    rng = np.random.default_rng(7)
+    n = 30_000
+    ts = np.arange(n) * 60 * NS
+    t = rng.standard_normal(n)
+    z = -0.5 * t + math.sqrt(0.75) * rng.standard_normal(n)      # a flow that leans against the price
+    t[:720] = 0.0
+    z[:720] = 0.0                                                  # nothing computed yet: not counted
+    t[5000:5200] = 8.0
+    z[5000:5200] = 8.0                                             # an episode and its trace
+    t[5200:5440] = 5.0
+    z[5200:5440] = 5.0
+    t[720:1000] *= 3.0                                             # a cold start
+    c = comovement(ts, t, z, [(ts[5000], ts[5199])], skip_ns=1000 * 60 * NS, after_ns=240 * 60 * NS)
+    assert c.samples == n - 1000 - 440
+    assert c.tstat_rms == pytest.approx(1.0, abs=0.02)
+    assert c.correlation == pytest.approx(-0.5, abs=0.02)
+    kept = comovement(ts, t, z, [], skip_ns=0, after_ns=0)          # all of it: the episode dominates
+    assert kept.samples == n - 720 and kept.tstat_rms > 1.2 and kept.correlation > 0.0
+    none = comovement(ts[:10], t[:10], z[:10], [], skip_ns=0, after_ns=0)
+    assert none.samples == 0 and math.isnan(none.tstat_rms) and math.isnan(none.correlation)
+    with pytest.raises(ValueError, match="one shape"):
+        comovement(ts, t[:-1], z, [], skip_ns=0, after_ns=0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        comovement(ts, t, z, [], skip_ns=-1, after_ns=0)
+
+
+def test_comovement_script_reads_written_tapes(tmp_path):
+    sc = generate(seed=13, instruments=["UST10Y", "DXY"], days=3)
+    sc.write_csv(tmp_path / "tape.csv")
+    sc.write_labels(tmp_path / "labels.jsonl")
+    sc.write_config(tmp_path / "config.toml")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "comovement.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[1]: line.split() for line in out.stdout.splitlines()[1:]}
+    assert set(rows) == {"UST10Y", "DXY"}
+    assert rows["DXY"][2] == "sides" and rows["UST10Y"][2:4] == ["tick", "rule"]     # the yield has no sides
+    for row in rows.values():
+        samples, rms, corr = int(row[-3]), float(row[-2]), float(row[-1])
+        assert samples > 1000 and 0.5 < rms < 2.0 and -1.0 <= corr <= 1.0
+    missing = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "comovement.py"), str(tmp_path / "nowhere")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "tape.csv does not exist" in missing.stderr
 
 
 def test_after_a_cut_only_what_started_after_it_is_scored():
