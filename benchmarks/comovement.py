@@ -27,14 +27,14 @@ sys.path.insert(0, str(ROOT))
 from signals import kernels as K  # noqa: E402
 from signals.config import load_config  # noqa: E402
 from signals.engine import Engine  # noqa: E402
-from signals.evaluation import comovement, read_labels  # noqa: E402
+from signals.evaluation import Comovement, comovement, read_labels  # noqa: E402
 from signals.tape import iter_tape  # noqa: E402
 
 NS = 1_000_000_000
 T1H, Z1H = K.STAT_NAMES.index("drift_tstat_3600s"), K.STAT_NAMES.index("flow_z_3600s")
 
 
-def measure(folder: Path) -> list[tuple[str, str, object]]:
+def measure(folder: Path) -> list[tuple[str, str, Comovement]]:
     """``(instrument, feed, Comovement)`` for every instrument of the tape in ``folder``."""
     engine = Engine(load_config(folder / "config.toml"))
     inst, ts, t, z = [], [], [], []
