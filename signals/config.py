@@ -161,6 +161,11 @@ class Thresholds:
     # violent move, delev_move_tstat, where bid-ask noise hides the volatility): a busy steady
     # grind (aggressive children raise activity, not volatility) is not deleveraging
     delev_activity_vol_ratio: float = 1.2
+    # ... or neither, where the move (the 15-min drift against the long-run volatility) is this
+    # violent: where bid-ask noise dominates 1-s returns and a rout trades only about twice the
+    # usual rate, its volatility and activity ratios read 1-2 (docs/calibration.md, "A fifteenth
+    # pass: a rout the ratios do not see"); a grind moves at most steady_move_tstat_max (inf: off)
+    delev_violent_move: float = 10.0
     # not entered this soon after a burst-level jump: the cascade that follows news is a burst
     delev_jump_quiet_seconds: float = 180.0
     # ... and a burst on the side that has lasted this long stands in for the 15-min flow

@@ -155,6 +155,7 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_D_BS] = th.delev_burst_seconds
     P[K.P_D_ZV] = th.delev_flow_z_volume
     P[K.P_D_MT], P[K.P_D_MZ] = th.delev_move_tstat, th.delev_move_flow_z
+    P[K.P_D_VM] = th.delev_violent_move
     P[K.P_D_TS] = th.delev_tstat_strong
     P[K.P_B_ZTR] = th.burst_flow_z_tick_rule
     P[K.P_S_MOVE] = th.steady_move_tstat_max

@@ -1260,7 +1260,8 @@ class RegimeMachine(Estimator):
     * ``deleveraging``: after warm-up, 15-min drift t >= delev_tstat, 15-min volatility ratio
       >= delev_vol_ratio (or activity ratio >= delev_activity_ratio, with delev_min_ticks in the
       10-s tick count behind it and the 15-min volatility ratio >= delev_activity_vol_ratio or the move, the 15-min drift against the long-run
-      volatility (``Context.move_tstat_900s``), >= delev_move_tstat), and 15-min flow z >=
+      volatility (``Context.move_tstat_900s``), >= delev_move_tstat; or neither, with the move
+      >= delev_violent_move), and 15-min flow z >=
       delev_flow_z (or volume-clock flow z >= delev_flow_z_volume, or either flow z >=
       delev_move_flow_z with the move >= delev_move_tstat, or a burst on side ``d`` for
       delev_burst_seconds, or the 15-min drift t and the move both >= delev_tstat_strong),
@@ -1371,7 +1372,8 @@ class RegimeMachine(Estimator):
                     s["vol_ratio_900s"] >= th.delev_vol_ratio * f
                     or (s["activity_ratio"] >= th.delev_activity_ratio * f and ctx.ticks_10s >= th.delev_min_ticks
                         and (s["vol_ratio_900s"] >= th.delev_activity_vol_ratio * f
-                             or ctx.move_tstat_900s * d >= th.delev_move_tstat * f))):
+                             or ctx.move_tstat_900s * d >= th.delev_move_tstat * f))
+                    or ctx.move_tstat_900s * d >= th.delev_violent_move * f):
                 return False
             t15 = s["drift_tstat_900s"] * d
             if t15 < th.delev_tstat * f:        # a violent move or a stronger flow needs less local t

@@ -105,7 +105,8 @@ P_D_FZ, P_D_FT, P_D_FM = 53, 54, 55  # deleveraging: a flow this strong needs on
 P_B_JZTR = 56         # a burst on a tick-rule feed: after a jump this strong (|jump_z|) the 10-s flow need only be >= 0
 P_D_EZ = 57           # deleveraging with a flow z this plain is entered without its entry wait (not during a burst)
 P_D_MIN = 58          # deleveraging's activity path needs this many trades behind its 10-s ratio
-NP = 59
+P_D_VM = 59           # deleveraging: a move (15-min drift against the long-run volatility) this violent is intense enough
+NP = 60
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -557,6 +558,8 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # read as a strong local drift while the local volatility lags). The activity path's
         # volatility gate also passes on a violent move (P_D_MT): where bid-ask noise dominates
         # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast.
+        # A move more violent still (P_D_VM) is intense enough without the activity: a rout that
+        # trades only about twice the usual rate reads 1.5-2 there.
         # The local t's denominator is the rout's own surging volatility, so a violent move (P_D_MT)
         # with a strong one-sided flow (P_D_VZ, 15-min or volume clock) needs only P_D_VT there,
         # and a stronger flow still (P_D_FZ) only P_D_FT with a smaller move (P_D_FM): in a rout's
@@ -565,7 +568,8 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             return False
         if warm < P[P_WARM_S] or not (stats[S_VR + 1] >= P[P_D_VR] * f
                                       or (stats[S_ACT] >= P[P_D_ACT] * f and F[i, F_ACT_N] >= P[P_D_MIN]
-                                          and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))):
+                                          and (stats[S_VR + 1] >= P[P_D_AVR] * f or move * d >= P[P_D_MT] * f))
+                                      or move * d >= P[P_D_VM] * f):
             return False
         t15, zmax = stats[S_T + 1] * d, max(stats[S_Z + 1] * d, stats[S_ZV] * d)
         if t15 < P[P_D_T] * f:

@@ -179,6 +179,17 @@ def violent_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
                                                      buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
 
 
+def noisy_quiet_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
+    """Two days and 6 h quiet (the hour is seen), then 30 min at 3x volatility and 1.4 times the
+    activity with 80% of the aggressors on its side and a 12% slide, then 30 min quiet; every
+    trade at the bid or the ask, 0.05% from the mid. The bid-ask bounce dominates 1-s returns,
+    so the 15-min volatility ratio reads little above 1, and the activity ratio under
+    delev_activity_ratio: the rout is violent only against the instrument's normal volatility."""
+    kw.setdefault("half_spread", 5e-4)
+    return tape(seed, [Seg(2 * 86400 + WARM_S), Seg(1800, rate=0.7, vol=3e-4, drift=direction * 7e-5,
+                                                     buy=0.5 + 0.3 * direction), Seg(1800)], **kw)
+
+
 def flow_led_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
     """Two days and 6 h quiet (the hour is seen), then 1 h at 4x volatility and 5x activity with
     80% of the aggressors on its side and an 11% slide, then 30 min quiet: the one-sided flow is
@@ -189,9 +200,10 @@ def flow_led_rout_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
 
 
 def busy_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch:
-    """6 h quiet, then 1 h at 5x activity and 80% sellers with normal volatility: a slow
-    one-sided grind, then 30 min quiet. Busy, one-sided and persistent, but not violent."""
-    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=1e-4, drift=direction * 2.5e-5, buy=0.5 + 0.3 * direction),
+    """6 h quiet, then 1 h at 5x activity and 80% sellers with normal volatility: a one-sided
+    grind of 5% (its 15-min move stays under delev_violent_move), then 30 min quiet. Busy,
+    one-sided and persistent, but not violent."""
+    return tape(seed, [Seg(WARM_S), Seg(3600, rate=2.5, vol=1e-4, drift=direction * 1.5e-5, buy=0.5 + 0.3 * direction),
                        Seg(1800)], **kw)
 
 

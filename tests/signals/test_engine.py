@@ -22,7 +22,7 @@ from signals.ticks import REASON_CODE, TickBatch
 
 from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, daily_balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape, rout_then_a_day_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
-                                two_grinds_tape, tape)
+                                two_grinds_tape, tape, noisy_quiet_rout_tape)
 
 
 def test_engine_docstring_examples_run():
@@ -271,13 +271,14 @@ def test_a_rout_is_not_a_habit_of_its_hour(seed):
     """A one-hour rout, then a quiet day. At the rout's hour on the next day the same-hours
     fingerprint stays under steady_fingerprint_tstat: a bar in a burst or deleveraging adds its
     seconds but not its return (only the rout's minutes before deleveraging was entered count).
-    With deleveraging off (both intensity conditions at infinity) the same rout's bars count,
-    and the next day's fingerprint passes -10."""
+    With deleveraging off (its three intensity conditions at infinity) the same rout's bars
+    count, and the next day's fingerprint passes -10."""
     th, inf = Thresholds(), float("inf")
     b = rout_then_a_day_tape(seed)
     hour = (T0 + (WARM_S + 86400) * S, T0 + (WARM_S + 86400 + 3600) * S)
     fps = []
-    for cfg in (EngineConfig(), EngineConfig(thresholds=Thresholds(delev_vol_ratio=inf, delev_activity_ratio=inf))):
+    for cfg in (EngineConfig(), EngineConfig(thresholds=Thresholds(delev_vol_ratio=inf, delev_activity_ratio=inf,
+                                                                         delev_violent_move=inf))):
         res = Engine(cfg).process(b, sample_every_seconds=60)
         fp = res.samples.stats[(res.samples.ts >= hour[0]) & (res.samples.ts < hour[1]), STAT_NAMES.index("fingerprint_tstat")]
         fps.append(fp)
@@ -322,6 +323,25 @@ def test_a_violent_rout_with_a_plain_flow_is_called_before_its_local_t_reaches_d
     assert min(ev["flow_z_900s"], ev["flow_z_volume"]) <= -th.delev_violent_flow_z
     off = _alerts(violent_rout_tape(seed), delev_violent_tstat=inf, delev_strong_flow_z=inf, delev_enter_flow_z=inf)
     assert not [t for t in off if t.kind == "deleveraging" and start <= t.ts < start + 900 * S]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_rout_the_ratios_do_not_see_is_called_on_its_move(seed):
+    """A 12% slide in 30 minutes, 80% sellers, at 1.4 times the activity, every trade at the bid
+    or the ask: the bid-ask bounce keeps the 15-min volatility ratio near 1 and the activity
+    ratio under delev_activity_ratio, so neither intensity path holds. Its move against normal
+    volatility passes delev_violent_move, which stands in for both; with delev_violent_move off
+    the rout is called later, on a chance burst of trades, or not at all."""
+    th = Thresholds()
+    start = T0 + (2 * 86400 + WARM_S) * S
+    on = [t for t in _alerts(noisy_quiet_rout_tape(seed)) if t.kind == "deleveraging" and t.ts >= start]
+    assert on and on[0].side == "sell", [t.to_dict() for t in on]
+    ev = on[0].evidence
+    assert ev["vol_ratio_900s"] < th.delev_vol_ratio and ev["activity_ratio"] < th.delev_activity_ratio
+    assert ev["move_tstat_900s"] <= -th.delev_violent_move
+    off = [t for t in _alerts(noisy_quiet_rout_tape(seed), delev_violent_move=float("inf"))
+           if t.kind == "deleveraging" and t.ts >= start]
+    assert not off or off[0].ts > on[0].ts, (on[0].ts - start, off[0].ts - start)
 
 
 @pytest.mark.parametrize("seed", [2, 3, 5, 8])

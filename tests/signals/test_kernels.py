@@ -26,7 +26,7 @@ from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
 from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
-                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape, rout_then_a_day_tape)
+                                sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape, rout_then_a_day_tape, noisy_quiet_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
 
@@ -282,6 +282,20 @@ def test_rout_whose_flow_is_plain_before_its_drift_identically():
     assert abs(delev[0].evidence["move_tstat_900s"]) < th.delev_move_tstat
 
 
+def test_rout_the_ratios_do_not_see_identically():
+    """Under bid-ask noise, at 1.4 times the activity: the volatility and activity ratios under
+    their levels, the move past delev_violent_move; the same call, at the same bar, in the kernel
+    and the reference."""
+    from signals.config import Thresholds
+
+    th = Thresholds()
+    res, _ = assert_same(noisy_quiet_rout_tape(3))
+    delev = [t for t in res.alerts if t.kind == "deleveraging"]
+    assert delev and delev[0].evidence["vol_ratio_900s"] < th.delev_vol_ratio
+    assert delev[0].evidence["activity_ratio"] < th.delev_activity_ratio
+    assert delev[0].evidence["move_tstat_900s"] <= -th.delev_violent_move
+
+
 def test_large_jump_without_sides_identically():
     """A large news jump on a feed without sides whose cascade the tick rule signs as balanced:
     the burst, at the same bar, in the kernel and the reference; and none in either with
@@ -362,7 +376,8 @@ def test_violent_move_passes_the_activity_paths_volatility_gate_identically():
     """A one-hour slide at 5x activity and normal volatility with 80% sellers, after two days of
     history: its 15-min volatility ratio stays under delev_activity_vol_ratio (as a rout's does
     where bid-ask noise dominates 1-s returns), its move passes delev_move_tstat, so it is
-    deleveraging; with delev_move_tstat off it is not."""
+    deleveraging; with delev_move_tstat off it is not (nor with a move past delev_violent_move,
+    which is off too: that path needs no activity at all)."""
     from signals.config import Thresholds
 
     b = tape(8, [Seg(2 * 86400 + 6 * 3600), Seg(3600, rate=2.5, drift=-4e-5, buy=0.2), Seg(1800)])
@@ -374,7 +389,8 @@ def test_violent_move_passes_the_activity_paths_volatility_gate_identically():
     ev = delev[0].evidence
     assert ev["vol_ratio_900s"] < th.delev_activity_vol_ratio and ev["move_tstat_900s"] <= -th.delev_move_tstat
     assert ev["activity_ratio"] >= th.delev_activity_ratio
-    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_move_tstat=float("inf"), **no_strong)))
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(delev_move_tstat=float("inf"),
+                                                                   delev_violent_move=float("inf"), **no_strong)))
     assert "deleveraging" not in {t.kind for t in res_off.alerts}
 
 
@@ -383,15 +399,17 @@ def test_too_fast_for_a_grind_identically():
     the long-run volatility needs its hour seen): with steady_move_tstat_max off it is called
     steady flow 18 minutes in, with a 15-min move of about 10 normal standard deviations; with
     the cap no steady-flow alert has a move beyond it (the grind's own tail is, once the move
-    has fallen back)."""
+    has fallen back). A move of delev_violent_move calls it deleveraging by default; that path is
+    off here, so the test sees the steady rule alone."""
     from signals.config import Thresholds
 
     cap = Thresholds().steady_move_tstat_max
     b = tape(5, [Seg(2 * 86400 + 6 * 3600), Seg(3600, drift=4e-5, buy=0.65), Seg(1800)])
-    res, _ = assert_same(b)
+    no_move_path = {"delev_violent_move": float("inf")}
+    res, _ = assert_same(b, EngineConfig(thresholds=Thresholds(**no_move_path)))
     moves = [t.evidence["move_tstat_900s"] for t in res.alerts if t.kind == "steady_flow"]
     assert moves and max(abs(m) for m in moves) <= cap
-    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(steady_move_tstat_max=float("inf"))))
+    res_off, _ = assert_same(b, EngineConfig(thresholds=Thresholds(steady_move_tstat_max=float("inf"), **no_move_path)))
     moves_off = [t.evidence["move_tstat_900s"] for t in res_off.alerts if t.kind == "steady_flow"]
     assert max(moves_off) > cap
 
