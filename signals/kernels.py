@@ -559,7 +559,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # volatility gate also passes on a violent move (P_D_MT): where bid-ask noise dominates
         # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast.
         # A move more violent still (P_D_VM) is intense enough without the activity: a rout that
-        # trades only about twice the usual rate reads 1.5-2 there.
+        # trades only about twice the usual rate reads 1-2 there.
         # The local t's denominator is the rout's own surging volatility, so a violent move (P_D_MT)
         # with a strong one-sided flow (P_D_VZ, 15-min or volume clock) needs only P_D_VT there,
         # and a stronger flow still (P_D_FZ) only P_D_FT with a smaller move (P_D_FM): in a rout's
