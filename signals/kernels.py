@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 6
+LAYOUT_VERSION = 7
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -39,7 +39,8 @@ F_CU = 49                                                          # 4 CUSUMs: u
 F_WARM, F_SCORE = 53, 54
 F_STATS = 55                                                       # NSTAT cached statistics
 F_SV, F_SN, F_SQ, F_ST, F_FD = 73, 97, 121, 145, 169               # seasonal + fingerprint, NB each
-F_TSV, F_TSN, F_TSQ, F_TST = 193, 194, 195, 196                    # seasonal totals
+F_NF_S, F_NF_P, F_NF_N = 193, 194, 195                             # fast noise scale: as F_NZ_*, 1-min blocks
+# 196: free (193-196 held the seasonal totals until layout 7: they are the sums of the buckets)
 F_VY = 197                                                         # 3: EW squared returns (vol ratios)
 F_VBH_N, F_ACT_D = 200, 201                                        # HAC baseline, activity clock
 F_Q10, F_U10, F_M10 = 202, 203, 204                                # 10-s flow (burst cascades)
@@ -130,6 +131,11 @@ NOISE_MARGIN = 1.5                 # the noise scale corrects only a clear diffe
 # a larger difference is a move (a rout's start or end, a jump), not noise
 NOISE_CLIP = 4.0
 NOISE_WARM_S = 43200.0             # trading seconds of baseline before the noise scale is believed
+# until then a fast noise scale on 1-min blocks, believed after an hour, corrects the 1-h and 4-h
+# t-statistics' variance upwards only: a price that follows its value with a lag of seconds
+# makes them read too large from its first hours, which the 15-min blocks see only after 12 h
+FAST_NOISE_BLOCK_NS = 60 * 10 ** 9
+FAST_NOISE_WARM_S = 3600.0
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
 # back at 0 that long after a move ends and a later move gets its own onset
@@ -244,6 +250,23 @@ def run(F, I, ids, ts, price, size, side, bucket, day, start, P, IP, next_sample
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _noise_blocks(F, i, cs, cp, cn, new_block, block_s, rt, vh, ab):
+    """One bar into a noise scale's columns: ``cs`` the open block's sum, ``cp`` the last block's,
+    ``cn`` half the squared differences of consecutive block sums, with the baseline's decay."""
+    add = 0.0
+    if new_block:
+        dblk = F[i, cs] - F[i, cp]
+        # the clip's unit: the long-run block variance, or the slow rate itself where it is larger
+        # (a price that follows its value with a lag), so that the estimate can show that excess
+        cref = max(vh, F[i, cn] / F[i, F_VB_D])
+        add = min(0.5 * dblk * dblk, NOISE_CLIP * cref * block_s)
+        F[i, cp] = F[i, cs]
+        F[i, cs] = 0.0
+    F[i, cn] = ab * F[i, cn] + add
+    F[i, cs] += rt
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _ratio_z(x, m):
     return x / math.sqrt(m) if m > 1e-12 else 0.0
 
@@ -275,13 +298,10 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
             F[i, F_ST + k] *= lam
             F[i, F_FD + k] *= lam
         F[i, F_FD_TODAY] = 0.0
-        F[i, F_TSV] *= lam
-        F[i, F_TSN] *= lam
-        F[i, F_TSQ] *= lam
-        F[i, F_TST] *= lam
         I[i, I_DAY] = I[i, I_BAR_DAY]
     gap = (bstart - I[i, I_PREV_BAR]) * 1e-9
     new_block = bstart // NOISE_BLOCK_NS != I[i, I_PREV_BAR] // NOISE_BLOCK_NS
+    new_fast_block = bstart // FAST_NOISE_BLOCK_NS != I[i, I_PREV_BAR] // FAST_NOISE_BLOCK_NS
     brk = gap > P[P_MAX_GAP_S]
     # trading-time clock: a closed period (session break) does not age the statistics
     dt = P[P_BAR_S] if brk else gap
@@ -299,13 +319,22 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
 
     # ---- seasonal factors (volatility and activity) for this bucket, shrunk to the mean ----
     kappa = P[P_KAPPA_S]
-    if F[i, F_TST] > 0.0 and F[i, F_TSV] > 0.0:
-        vbar = F[i, F_TSV] / F[i, F_TST]
+    tsv = 0.0                                     # all-day totals: the sums of the buckets
+    tsn = 0.0
+    tsq = 0.0
+    tst = 0.0
+    for k in range(NB):
+        tsv += F[i, F_SV + k]
+        tsn += F[i, F_SN + k]
+        tsq += F[i, F_SQ + k]
+        tst += F[i, F_ST + k]
+    if tst > 0.0 and tsv > 0.0:
+        vbar = tsv / tst
         fb = (F[i, F_SV + b] + kappa * vbar) / (F[i, F_ST + b] + kappa) / vbar
         fb = min(max(fb, 0.05), 20.0)
-        nbar = F[i, F_TSN] / F[i, F_TST]
+        nbar = tsn / tst
         lamb = (F[i, F_SN + b] + kappa * nbar) / (F[i, F_ST + b] + kappa)
-        qbar = F[i, F_TSQ] / F[i, F_TST]
+        qbar = tsq / tst
         vf = (F[i, F_SQ + b] + kappa * qbar) / (F[i, F_ST + b] + kappa) / qbar if qbar > 0.0 else 1.0
     else:
         fb = 1.0
@@ -341,20 +370,14 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb)
     F[i, F_WARM] += dt
 
-    # ---- noise scale: the drift-free 15-min block variance over the lag-1 HAC rate ----
-    add = 0.0
-    if new_block:
-        dblk = F[i, F_NZ_S] - F[i, F_NZ_P]
-        # the clip's unit: the long-run block variance, or the slow rate itself where it is larger
-        # (a price that follows its value with a lag), so that the estimate can show that excess
-        cref = max(vh, F[i, F_NZ_N] / F[i, F_VB_D])
-        add = min(0.5 * dblk * dblk, NOISE_CLIP * cref * NOISE_BLOCK_NS * 1e-9)
-        F[i, F_NZ_P] = F[i, F_NZ_S]
-        F[i, F_NZ_S] = 0.0
-    F[i, F_NZ_N] = ab * F[i, F_NZ_N] + add
-    F[i, F_NZ_S] += rt
+    # ---- noise scales: the drift-free variance of 15-min (until believed, 1-min) block sums over
+    # the lag-1 HAC rate ----
+    _noise_blocks(F, i, F_NZ_S, F_NZ_P, F_NZ_N, new_block, NOISE_BLOCK_NS * 1e-9, rt, vh, ab)
+    _noise_blocks(F, i, F_NF_S, F_NF_P, F_NF_N, new_fast_block, FAST_NOISE_BLOCK_NS * 1e-9, rt, vh, ab)
     nscale = 1.0
     nslow = 1.0
+    if F[i, F_VB_D] < NOISE_WARM_S and F[i, F_VB_D] >= FAST_NOISE_WARM_S and vh > 0.0:
+        nslow = max((F[i, F_NF_N] / F[i, F_VB_D]) / vh, 1.0)
     if F[i, F_VB_D] >= NOISE_WARM_S and vh > 0.0:
         nr = (F[i, F_NZ_N] / F[i, F_VB_D]) / vh
         nscale = NOISE_MARGIN * nr if NOISE_MARGIN * nr < 1.0 else (nr / NOISE_MARGIN if nr > NOISE_MARGIN else 1.0)
@@ -455,10 +478,6 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     F[i, F_SN + b] += nticks * wn
     F[i, F_SQ + b] += v
     F[i, F_ST + b] += dt
-    F[i, F_TSV] += yb * fb * wv
-    F[i, F_TSN] += nticks * wn
-    F[i, F_TSQ] += v
-    F[i, F_TST] += dt
     u = rt / math.sqrt(vh) if vh > 0.0 else 0.0
     # the fingerprint is the drift of past days at this hour: today's part of the bucket (reset
     # when the next bar falls in another bucket or day) is left out, or a drift would vouch for

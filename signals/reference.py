@@ -39,6 +39,8 @@ NOISE_BLOCK_NS = 900 * 10**9  # blocks of the noise scale
 NOISE_MARGIN = 1.5          # the noise scale corrects only a clear excess of the HAC rate
 NOISE_CLIP = 4.0            # a block pair counts at most this many long-run block variances
 NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
+FAST_NOISE_BLOCK_NS = 60 * 10**9  # until then, a noise scale on 1-min blocks ...
+FAST_NOISE_WARM_S = 3600.0        # ... believed after an hour, corrects the slow t-statistics upwards
 MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts
 CUSUM_CAP_SLOW_S = 4 * 3600.0  # a CUSUM holds at most this many seconds of its reference drift (slow)
 CUSUM_CAP_FAST_S = 3600.0      # ... (fast)
@@ -60,6 +62,7 @@ class Instrument:
         self.hac = LagOneHAC()
         self.baseline = Baseline(memory, BASELINE_CLIP)
         self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S, clip=NOISE_CLIP)
+        self.fast_noise = NoiseScale(memory, FAST_NOISE_BLOCK_NS, 1.0, FAST_NOISE_WARM_S, clip=NOISE_CLIP)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
                               lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,
                               th.burst_jump_window_seconds, th.jump_minute_sd)
@@ -121,8 +124,12 @@ class Instrument:
         vb = self.baseline.update(y, x, dt).get()
         vh = self.baseline.long_run()
         self.warm += dt
-        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh, self.baseline.seconds).get(vh, self.baseline.seconds)
-        nslow = self.noise.get_slow(vh, self.baseline.seconds)
+        seconds = self.baseline.seconds
+        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh, seconds).get(vh, seconds)
+        self.fast_noise.update(r, dt, bar.start, bar.prev_start, vh, seconds)
+        # the 1-h and 4-h t-statistics: before the 15-min blocks are believed, the 1-min ones
+        # correct an excess (a price that lags its value), and nothing else
+        nslow = self.noise.get_slow(vh, seconds) if seconds >= NOISE_WARM_S else self.fast_noise.excess(vh, seconds)
         # the efficient price's scale for a burst's jump: long-run, local 15-min or the last
         # minute's, the largest
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh
@@ -175,7 +182,8 @@ class Instrument:
 
     def _estimators(self):
         yield from (("tick_rule", self.tick_rule), ("bars", self.bars), ("seasonal", self.seasonal),
-                    ("hac", self.hac), ("baseline", self.baseline), ("noise", self.noise), ("jumps", self.jumps),
+                    ("hac", self.hac), ("baseline", self.baseline), ("noise", self.noise), ("fast_noise", self.fast_noise),
+                    ("jumps", self.jumps),
                     ("jump_share", self.jump_share), ("volume_clock", self.volume_clock),
                     ("activity", self.activity), ("activity_cusum", self.activity_cusum), ("flow10", self.flow10),
                     ("fingerprint", self.fingerprint), ("regime", self.regime))

@@ -49,6 +49,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
         F[K.F_VY + k] = inst.vol_ratio[k].level
     F[[K.F_VB_N, K.F_VBH_N, K.F_VB_D]] = inst.baseline.level_num, inst.baseline.hac_num, inst.baseline.seconds
     F[[K.F_NZ_S, K.F_NZ_P, K.F_NZ_N]] = inst.noise.block_sum, inst.noise.prev_sum, inst.noise.num
+    F[[K.F_NF_S, K.F_NF_P, K.F_NF_N]] = inst.fast_noise.block_sum, inst.fast_noise.prev_sum, inst.fast_noise.num
     F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_Z]] = jt.bipower, js.rv, js.bv, jt.last_sign * jt.last_abs
     F[[K.F_QV, K.F_UV, K.F_MV, K.F_VOLR]] = vc.signed, vc.volume, vc.mean_sq, vc.volume_rate
     F[[K.F_ACT_N, K.F_ACT_D, K.F_ACT15]] = inst.activity.ticks, inst.activity.seconds, inst.activity.slow_ticks
@@ -64,7 +65,6 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
                         (K.F_FD, inst.fingerprint.total)):
         F[col:col + K.NB] = values
     F[K.F_FD_TODAY] = inst.fingerprint.today
-    F[[K.F_TSV, K.F_TSN, K.F_TSQ, K.F_TST]] = sp.total_var, sp.total_ticks, sp.total_volume, sp.total_seconds
     I[[K.I_LAST_TS, K.I_TICKS, K.I_BAR_START, K.I_BAR_BUCKET, K.I_BAR_DAY]] = \
         inst.last_ts, inst.ticks, b.start, b.bucket, b.day
     I[[K.I_PREV_BAR, K.I_DAY, K.I_SIDED]] = b.prev_start, b.current_day, inst.tick_rule.sided
@@ -703,6 +703,21 @@ def test_noise_scale_above_the_hac_rate_identically():
     vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
     assert seconds >= K.NOISE_WARM_S                                   # the factor is in use ...
     assert F[K.F_NZ_N] / seconds / vh > 1.5 * K.NOISE_MARGIN            # ... and corrects upwards
+
+
+def test_fast_noise_scale_before_the_slow_one_is_believed_identically():
+    """10 h of a price that lags its value by 5 s: the 15-min blocks are not believed yet, the
+    1-min ones are (after an hour) and raise the 1-h and 4-h t-statistics' variance by their
+    factor, 2.5-3.5 here; the kernel as the reference."""
+    batch = lagging_tape(4, 10, 5.0)
+    assert_same(batch)
+    eng = Engine()
+    eng.process(batch)
+    F, _ = eng.state_rows("X")
+    seconds = F[K.F_VB_D]
+    vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
+    assert K.FAST_NOISE_WARM_S <= seconds < K.NOISE_WARM_S
+    assert F[K.F_NF_N] / seconds / vh > 2.0
 
 
 def test_a_rout_leaves_neither_the_slow_sums_nor_the_fingerprint_identically():
