@@ -114,6 +114,17 @@ def assert_same(batch: TickBatch, config: EngineConfig | None = None):
     return res, rres
 
 
+def noise_ratios(batch: TickBatch) -> tuple[float, float, float]:
+    """After the engine has run ``batch`` (instrument ``X``): the baseline's seconds and the slow
+    rate of the 15-min and of the 1-min noise scale over the long-run HAC rate."""
+    eng = Engine()
+    eng.process(batch)
+    F, _ = eng.state_rows("X")
+    seconds = F[K.F_VB_D]
+    vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
+    return seconds, F[K.F_NZ_N] / seconds / vh, F[K.F_NF_N] / seconds / vh
+
+
 def _kinds(res) -> set[tuple[str, str]]:
     return {(t.kind, t.event) for t in res.transitions}
 
@@ -696,13 +707,9 @@ def test_noise_scale_above_the_hac_rate_identically():
     rate; the kernel as the reference, 20 h in (the factor is believed after about 16 h)."""
     batch = lagging_tape(3, 20, 5.0)
     assert_same(batch)
-    eng = Engine()
-    eng.process(batch)
-    F, _ = eng.state_rows("X")
-    seconds = F[K.F_VB_D]
-    vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
+    seconds, slow, _ = noise_ratios(batch)
     assert seconds >= K.NOISE_WARM_S                                   # the factor is in use ...
-    assert F[K.F_NZ_N] / seconds / vh > 1.5 * K.NOISE_MARGIN            # ... and corrects upwards
+    assert slow > 1.5 * K.NOISE_MARGIN                                 # ... and corrects upwards
 
 
 def test_fast_noise_scale_before_the_slow_one_is_believed_identically():
@@ -711,13 +718,19 @@ def test_fast_noise_scale_before_the_slow_one_is_believed_identically():
     factor, 2.5-3.5 here; the kernel as the reference."""
     batch = lagging_tape(4, 10, 5.0)
     assert_same(batch)
-    eng = Engine()
-    eng.process(batch)
-    F, _ = eng.state_rows("X")
-    seconds = F[K.F_VB_D]
-    vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
+    seconds, _, fast = noise_ratios(batch)
     assert K.FAST_NOISE_WARM_S <= seconds < K.NOISE_WARM_S
-    assert F[K.F_NF_N] / seconds / vh > 2.0
+    assert fast > 2.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_the_fast_noise_scale_leaves_an_ordinary_bounce_alone(seed):
+    """12 h of the quiet test market (bid-ask bounce that reverses at once): the 1-min blocks
+    vary as the lag-1 HAC rate says, the fast factor stays under 1 (0.91-0.97), so the slow
+    t-statistics of a first day are what they were without it."""
+    seconds, _, fast = noise_ratios(tape(seed, [Seg(12 * 3600)]))
+    assert K.FAST_NOISE_WARM_S <= seconds < K.NOISE_WARM_S
+    assert 0.8 <= fast <= 1.0
 
 
 def test_a_rout_leaves_neither_the_slow_sums_nor_the_fingerprint_identically():
