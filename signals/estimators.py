@@ -1054,7 +1054,9 @@ class ActivityCusum(Estimator):
     is kept between 0 and ``cap`` (the engine holds it at twice the level the burst rule reads,
     so it falls back within seconds once a surge ends). A tenfold surge passes a level of 14 in a
     second or two, where a 10-s average of the rate needs several seconds to read four times
-    the usual one. Nothing is added while the usual rate is unknown (0).
+    the usual one. Nothing is added while the usual rate is unknown (0). The engine passes no
+    trades for a bar that holds a burst-level jump: a jump printed as one order sweeping the
+    book is many fills at once, and the surge that makes a burst is the trading that follows.
 
     Examples
     --------

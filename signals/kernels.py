@@ -462,9 +462,12 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     # activity CUSUM: the Poisson log-likelihood ratio of a rate P_B_CUK times the usual one,
     # summed while it stays positive (Page 1954; Lucas 1985): a tenfold surge passes P_B_CUH
     # within a second or two, where the 10-s ratio needs several. Held at twice that level, so
-    # it falls back within seconds once the surge ends
+    # it falls back within seconds once the surge ends. The trades of a bar that holds a
+    # burst-level jump do not count: a jump printed as one order sweeping the book is many fills
+    # in one bar, and the surge that makes a burst is the crowd that follows it
     if lamb > 0.0:
-        cu = F[i, F_ACT_CU] + nticks * math.log(P[P_B_CUK]) - (P[P_B_CUK] - 1.0) * lamb * dt
+        n = 0.0 if I[i, I_LAST_JUMP_TS] == bstart else nticks
+        cu = F[i, F_ACT_CU] + n * math.log(P[P_B_CUK]) - (P[P_B_CUK] - 1.0) * lamb * dt
         F[i, F_ACT_CU] = min(max(cu, 0.0), 2.0 * P[P_B_CUH])
 
     # ---- seasonal profile update, fingerprint and CUSUM onsets ----

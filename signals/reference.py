@@ -144,7 +144,9 @@ class Instrument:
             stats[f"flow_z_{h:.0f}s"] = self.flow[k].update(bar.signed_volume, bar.volume, dt).get()
         stats["flow_z_volume"] = self.volume_clock.update(bar.signed_volume, bar.volume, dt, usual_volume).get()
         stats["activity_ratio"] = self.activity.update(bar.ticks, dt, usual_rate).get()
-        self.activity_cusum.update(bar.ticks, dt, usual_rate)
+        # a bar that holds a burst-level jump adds no trades: a jump printed as one order sweeping
+        # the book is many fills, and the surge of a burst is the crowd that follows the jump
+        self.activity_cusum.update(0.0 if self.jumps.last_ts == bar.start else bar.ticks, dt, usual_rate)
         self.flow10.update(bar.signed_volume, bar.volume, dt)
         vr = stats["vol_ratio_900s"]
         self.seasonal.update(bar.bucket, self.baseline.clipped * f, bar.ticks, bar.volume, dt,

@@ -136,6 +136,15 @@ def noisy_slide_tape(seed: int, **kw) -> TickBatch:
                        Seg(3600, rate=1.0)], half_spread=5e-4, **kw)
 
 
+def sweep_tape(seed: int, direction: int = 1, fills: int = 12, **kw) -> TickBatch:
+    """6 h quiet, then a 0.4% jump printed as one order sweeping the book: ``fills`` trades on
+    its side within 0.2 s, walking the price another 0.1%, and no cascade after it (30 min of
+    the quiet market)."""
+    sweep = Seg(0.2, rate=fills / 0.2, even=True, vol=0.0, drift=direction * 5e-3, jump=direction * 0.004,
+                buy=1.0 if direction > 0 else 0.0)
+    return tape(seed, [Seg(WARM_S), sweep, Seg(1800)], **kw)
+
+
 def burst_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
     """3 h quiet, then a 0.4% jump and 4 min of 10x activity, 3x volatility, momentum and 80% same-side flow."""
     return tape(seed, [Seg(3 * 3600), news(240, direction), Seg(3600)], **kw)

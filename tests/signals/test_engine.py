@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, NULL_RATES, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, balanced_grind_tape, daily_balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape, rout_then_a_day_tape,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, sweep_tape, balanced_grind_tape, daily_balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape, rout_then_a_day_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape, noisy_quiet_rout_tape)
 
@@ -523,6 +523,21 @@ def test_invert_instrument_reports_sell_for_a_rising_yield(cfg):
     assert np.array_equal(v.side, -vp.side)
     assert np.array_equal(v.alerts_total, vp.alerts_total[:, :, ::-1])
     assert np.array_equal(v.stats, vp.stats)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_jump_swept_through_the_book_without_a_crowd_after_it_is_no_burst(seed, direction):
+    """A 0.4% jump printed as 12 fills of one order within 0.2 s, then the quiet market: the
+    fills raise the 10-s activity ratio to 2.9-3.3 and, when they counted, the activity CUSUM
+    to 15-22, past its level, with a one-sided 10-s flow, so a burst was called 1-4 s after
+    the jump. The jump bar's own trades no longer feed the CUSUM: the surge of a burst is the
+    trading that follows the jump. (20 fills in the bar still reach the ratio's 4 on the
+    ordinary path.)"""
+    _, res = run(sweep_tape(seed, direction))
+    assert not [t for t in res.alerts if t.kind == "burst"], [t.to_dict() for t in res.alerts]
+    eng, news = run(burst_tape(seed, direction))
+    assert [t for t in news.alerts if t.kind == "burst"]          # a cascade after the jump still is
 
 
 @pytest.mark.parametrize("direction,side", [(1, "buy"), (-1, "sell")])

@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, sweep_tape, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape, rout_then_a_day_tape, noisy_quiet_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -486,6 +486,14 @@ def test_a_news_surge_is_seen_sooner_on_the_activity_cusum_identically():
     assert early.evidence["activity_ratio"] < th.burst_activity_ratio <= first["off"].evidence["activity_ratio"]
     assert early.evidence["activity_cusum"] >= th.burst_activity_cusum
     assert first["strong flow off"].ts == first["both off"].ts > early.ts
+
+
+def test_a_swept_jump_adds_no_trades_to_the_activity_cusum_identically():
+    """A jump printed as 12 fills of one order: the jump's bar adds nothing to the activity
+    CUSUM, which stays under its level, and no burst is called, in the kernel as in the
+    reference."""
+    res, _ = assert_same(sweep_tape(1, 1))
+    assert not [t for t in res.alerts if t.kind == "burst"]
 
 
 def test_noise_free_volatility_cap_identically():
