@@ -136,7 +136,8 @@ NOISE_WARM_S = 43200.0             # trading seconds of baseline before the nois
 # makes them read too large from its first hours, which the 15-min blocks see only after 12 h
 FAST_NOISE_BLOCK_NS = 60 * 10 ** 9
 FAST_NOISE_WARM_S = 3600.0
-MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts
+MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts in full
+UNSEEN_MOVE_WEIGHT = 0.5           # ... before, it counts at this weight
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
 # back at 0 that long after a move ends and a later move gets its own onset
 CUSUM_CAP_SLOW_S, CUSUM_CAP_FAST_S = 4 * 3600.0, 3600.0
@@ -506,11 +507,14 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         stats[S_ABS] = 0.0
 
     # the 15-min drift against the long-run (normal) volatility instead of the local one: how
-    # violent the move is, in the instrument's usual units; 0 until the seasonal profile has
-    # seen an hour of trading at this hour of the day (before, "usual" is not known here: on
-    # a feed's first day a busy session's open moves many quiet-hour standard deviations)
+    # violent the move is, in the instrument's usual units; at half its value until the seasonal
+    # profile has seen an hour of trading at this hour of the day (before, "usual" is that of
+    # other hours: on a feed's first day a busy session's open moves many quiet-hour standard
+    # deviations, its variance several times the all-day one)
     dm = vh * nscale * F[i, F_W2 + 1]
-    move = F[i, F_S + 1] / math.sqrt(dm) if dm > 0.0 and F[i, F_ST + b] >= MOVE_SEEN_S else 0.0
+    move = F[i, F_S + 1] / math.sqrt(dm) if dm > 0.0 else 0.0
+    if F[i, F_ST + b] < MOVE_SEEN_S:
+        move *= UNSEEN_MOVE_WEIGHT
     ne = _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_onset,
                  ev_alert, ev_score, ev_stats, ne)
     if IP[IP_SAMPLE_NS] > 0 and bstart >= next_sample[i]:
@@ -576,8 +580,8 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         # long-run volatility (``move``) at P_D_MT, beyond what a steady grind reaches. A drift
         # of P_D_TS against both the local, surging volatility and the long-run one needs no
         # flow: a move that strong is one-sided whatever the tick rule makes of the trades (the
-        # move is 0 in an hour the profile has not seen, where a busy open's first minutes can
-        # read as a strong local drift while the local volatility lags). The activity path's
+        # move counts at half its value in an hour the profile has not seen, where a busy open's
+        # first minutes can read as a strong local drift while the local volatility lags). The activity path's
         # volatility gate also passes on a violent move (P_D_MT): where bid-ask noise dominates
         # 1-s returns a rout's volatility ratio reads little above 1, and no grind moves that fast.
         # A move more violent still (P_D_VM) is intense enough without the activity: a rout that

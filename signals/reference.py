@@ -41,7 +41,8 @@ NOISE_CLIP = 4.0            # a block pair counts at most this many long-run blo
 NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
 FAST_NOISE_BLOCK_NS = 60 * 10**9  # until then, a noise scale on 1-min blocks ...
 FAST_NOISE_WARM_S = 3600.0        # ... believed after an hour, corrects the slow t-statistics upwards
-MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts
+MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts in full
+UNSEEN_MOVE_WEIGHT = 0.5    # ... before, it counts at this weight (a busy open's variance is several times the all-day one)
 CUSUM_CAP_SLOW_S = 4 * 3600.0  # a CUSUM holds at most this many seconds of its reference drift (slow)
 CUSUM_CAP_FAST_S = 3600.0      # ... (fast)
 
@@ -157,7 +158,8 @@ class Instrument:
         for c in self.cusums:
             c.update(u, dt, bar.start)
         stats["absorption_z"] = absorption_z(stats["drift_tstat_3600s"], stats["flow_z_3600s"])
-        self.move = self.drift[1].normal_tstat(vh, nscale) if self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S else 0.0
+        seen = self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S
+        self.move = self.drift[1].normal_tstat(vh, nscale) * (1.0 if seen else UNSEEN_MOVE_WEIGHT)
         local = max(0.0, *(self.drift[k].local_variance() for k in (1, 2)))
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),

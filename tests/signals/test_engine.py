@@ -684,8 +684,9 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
     its 15-min drift against the instrument's normal volatility (three times its t-statistic)
     is far above delev_move_tstat, and with it a flow z of delev_move_flow_z suffices: every
     rout is called. With that path off, measured: three of the eight are missed and two come
-    later (by 8 minutes at most). On a feed's first day, where the rout's hour has not been seen, the path
-    is off by itself (the same transitions as with delev_move_tstat = inf). The strong-drift
+    later (by 8 minutes at most). On a feed's first day, where the rout's hour has not been seen,
+    the move counts at half its value and this path changes nothing (the same transitions as
+    with delev_move_tstat = inf; the next test shows what the half does there). The strong-drift
     path (delev_tstat_strong) and the entry without a wait (delev_enter_flow_z) are off in every
     run, so that only the violent move is tested."""
     days = 2
@@ -709,6 +710,29 @@ def test_a_rout_without_aggressor_sides_is_called_on_its_violence():
         first_day = seen_hour_rout_tape(seed, days=0, sides=False)
         assert _alerts(first_day, **on) == _alerts(first_day, **off)
     assert missed_off >= 2 and on_move_path >= 2
+
+
+def test_a_first_day_rout_is_called_on_half_its_move(monkeypatch):
+    """The same tick-rule rout (3x volatility, 5x activity, a 17% slide in an hour, flow z about
+    1-2) on a feed's first day, in an hour the profile has not seen: there the long-run
+    volatility is that of other hours, so the move counts at half its value. Half is still
+    past delev_violent_move on most of these seeds, and the rout is called (at 17-58 minutes);
+    with the move at 0 in an unseen hour, as before, none of them is (measured on the reference,
+    whose weight can be changed at run time; the kernel matches it at the default)."""
+    import signals.reference
+
+    start = T0 + WARM_S * S
+    called = 0
+    for seed in range(1, 7):
+        b = seen_hour_rout_tape(seed, days=0, sides=False)
+        delev = [t for t in _alerts(b) if t.kind == "deleveraging" and t.ts >= start]
+        assert not delev or delev[0].side == "sell"
+        called += bool(delev)
+    assert called >= 4
+    monkeypatch.setattr(signals.reference, "UNSEEN_MOVE_WEIGHT", 0.0)
+    for seed in range(1, 7):
+        res = signals.reference.ReferenceEngine().process(seen_hour_rout_tape(seed, days=0, sides=False))
+        assert not [t for t in res.alerts if t.kind == "deleveraging"], seed
 
 
 def test_a_cascade_that_runs_the_price_with_balanced_trades_is_a_burst():

@@ -496,6 +496,13 @@ def test_a_swept_jump_adds_no_trades_to_the_activity_cusum_identically():
     assert not [t for t in res.alerts if t.kind == "burst"]
 
 
+def test_first_day_rout_on_half_its_move_identically():
+    """A tick-rule rout on a feed's first day, its hour not yet seen: the move counts at half its
+    value, and the rout is called deleveraging, in the kernel as in the reference."""
+    res, _ = assert_same(seen_hour_rout_tape(6, days=0, sides=False))
+    assert [t.kind for t in res.alerts if t.kind == "deleveraging"] == ["deleveraging"]
+
+
 def test_noise_free_volatility_cap_identically():
     """A volatile slide hidden under bid-ask noise: steady flow is held back by the HAC volatility
     ratio, in the kernel and the reference alike; with the cap at inf both call it."""
