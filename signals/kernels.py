@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 7
+LAYOUT_VERSION = 8
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -40,7 +40,7 @@ F_WARM, F_SCORE = 53, 54
 F_STATS = 55                                                       # NSTAT cached statistics
 F_SV, F_SN, F_SQ, F_ST, F_FD = 73, 97, 121, 145, 169               # seasonal + fingerprint, NB each
 F_NF_S, F_NF_P, F_NF_N = 193, 194, 195                             # fast noise scale: as F_NZ_*, 1-min blocks
-# 196: free (193-196 held the seasonal totals until layout 7: they are the sums of the buckets)
+F_NZ_H = 196                                                       # noise scale: open 15-min block's HAC content
 F_VY = 197                                                         # 3: EW squared returns (vol ratios)
 F_VBH_N, F_ACT_D = 200, 201                                        # HAC baseline, activity clock
 F_Q10, F_U10, F_M10 = 202, 203, 204                                # 10-s flow (burst cascades)
@@ -48,7 +48,8 @@ F_JUMP_Z = 205                                                     # jump_z of t
 F_ACT15 = 206                                                      # 15-min EW tick count (surge cap)
 F_NZ_P, F_NZ_N = 207, 208                                          # noise scale: last block's sum, EW half squared differences
 F_ACT_CU = 209                                                     # activity CUSUM (Poisson, against the seasonal rate)
-NF = 210
+F_NZ_HP, F_NZ_ON, F_NZ_OD = 210, 211, 212                          # noise scale: last block's HAC content; own ratio's sums
+NF = 213
 
 # ---- int state columns ---------------------------------------------------------------
 I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4
@@ -56,13 +57,14 @@ I_PREV_BAR, I_DAY, I_SIDED, I_JUMPS, I_LAST_JUMP_TS = 5, 6, 7, 8, 9
 I_LAST_BIGJUMP_TS = 10                                             # last family-wise significant jump
 I_TAU = 11                                                         # 4 CUSUM excursion starts
 I_REGIME, I_SIDE, I_ONSET, I_ALERT_TS, I_ENTER_TS, I_EXIT_SINCE = 15, 16, 17, 18, 19, 20
-I_CAND_SINCE, I_CAND_SIDE = 21, 24                                 # 3 kinds each
-I_LX_TS, I_LX_SIDE, I_LX_ALERT, I_LX_ONSET = 27, 30, 33, 36        # last exit per kind
-I_ALERTS = 39                                                      # 6: kind*2 + (side > 0)
-I_LAST_ALERT_TS = 45
+I_CAND_SINCE = 21                                                  # 3 kinds
+I_SIDES = 24                                                       # 6 sides, 2 bits each: candidate, last exit per kind
+I_LX_TS, I_LX_ALERT, I_LX_ONSET = 25, 28, 31                       # last exit per kind
+I_ALERTS = 34                                                      # 6: kind*2 + (side > 0)
+I_LAST_ALERT_TS = 40
 # I_PREV_BAR is NONE_TS until the first bar closes; I_SIDED counts the ticks that came with an
 # aggressor side (a feed with sides on fewer than half its ticks is a tick-rule feed)
-NI = 46
+NI = 41
 
 # ---- cached statistics (EngineView.stats columns) --------------------------------------
 STAT_NAMES = (
@@ -136,11 +138,34 @@ NOISE_WARM_S = 43200.0             # trading seconds of baseline before the nois
 # makes them read too large from its first hours, which the 15-min blocks see only after 12 h
 FAST_NOISE_BLOCK_NS = 60 * 10 ** 9
 FAST_NOISE_WARM_S = 3600.0
+# the 1-h and 4-h t-statistics take the 15-min scale's own ratio: each block pair against its own
+# HAC content, which counts as at least this share of the baseline level (a bounce-dominated
+# block's HAC sum can be 0 or below), as the long-run rate does
+OWN_FLOOR = 0.05
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts in full
 UNSEEN_MOVE_WEIGHT = 0.5           # ... before, it counts at this weight
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
 # back at 0 that long after a move ends and a later move gets its own onset
 CUSUM_CAP_SLOW_S, CUSUM_CAP_FAST_S = 4 * 3600.0, 3600.0
+
+
+SIDE_CAND, SIDE_LAST_EXIT = 0, 3   # I_SIDES slots: + kind (0 steady flow, 1 burst, 2 deleveraging)
+
+
+def sides_word(sides) -> int:
+    """The ``I_SIDES`` word of six sides (-1, 0, +1) in slot order; a fresh row's 0 is six zeros."""
+    return sum((2 if sd < 0 else int(sd)) << (2 * slot) for slot, sd in enumerate(sides))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _side(I, i, slot):
+    c = (I[i, I_SIDES] >> (2 * slot)) & 3
+    return -1 if c == 2 else c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set_side(I, i, slot, sd):
+    I[i, I_SIDES] = (I[i, I_SIDES] & ~(3 << (2 * slot))) | ((2 if sd < 0 else sd) << (2 * slot))
 
 
 def new_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,6 +293,28 @@ def _noise_blocks(F, i, cs, cp, cn, new_block, block_s, rt, vh, ab):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _own_noise(F, i, new_block, block_s, x, vb, vh, ab):
+    """One bar into the noise scale's own ratio (before ``_noise_blocks`` moves the block sums on):
+    each block pair's half squared difference against the pair's own HAC content, both over the
+    larger of that content and the long-run block variance, summed with the baseline's decay."""
+    add_n = 0.0
+    add_d = 0.0
+    if new_block:
+        dblk = F[i, F_NZ_S] - F[i, F_NZ_P]
+        h = max(0.5 * (F[i, F_NZ_H] + F[i, F_NZ_HP]), OWN_FLOOR * vb * block_s)
+        unit = max(h, vh * block_s)
+        own = F[i, F_NZ_ON] / F[i, F_NZ_OD] if F[i, F_NZ_OD] > 0.0 else 1.0
+        if unit > 0.0:                             # else a flat price: nothing to compare
+            add_n = min(0.5 * dblk * dblk, NOISE_CLIP * max(own, 1.0) * unit) / unit
+            add_d = h / unit
+        F[i, F_NZ_HP] = F[i, F_NZ_H]
+        F[i, F_NZ_H] = 0.0
+    F[i, F_NZ_ON] = ab * F[i, F_NZ_ON] + add_n
+    F[i, F_NZ_OD] = ab * F[i, F_NZ_OD] + add_d
+    F[i, F_NZ_H] += x
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _ratio_z(x, m):
     return x / math.sqrt(m) if m > 1e-12 else 0.0
 
@@ -372,7 +419,8 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     F[i, F_WARM] += dt
 
     # ---- noise scales: the drift-free variance of 15-min (until believed, 1-min) block sums over
-    # the lag-1 HAC rate ----
+    # the lag-1 HAC rate; for the 1-h and 4-h t, each 15-min pair over its own HAC content ----
+    _own_noise(F, i, new_block, NOISE_BLOCK_NS * 1e-9, x, vb, vh, ab)
     _noise_blocks(F, i, F_NZ_S, F_NZ_P, F_NZ_N, new_block, NOISE_BLOCK_NS * 1e-9, rt, vh, ab)
     _noise_blocks(F, i, F_NF_S, F_NF_P, F_NF_N, new_fast_block, FAST_NOISE_BLOCK_NS * 1e-9, rt, vh, ab)
     nscale = 1.0
@@ -382,10 +430,11 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
     if F[i, F_VB_D] >= NOISE_WARM_S and vh > 0.0:
         nr = (F[i, F_NZ_N] / F[i, F_VB_D]) / vh
         nscale = NOISE_MARGIN * nr if NOISE_MARGIN * nr < 1.0 else (nr / NOISE_MARGIN if nr > NOISE_MARGIN else 1.0)
-        # the 1-h and 4-h t-statistics take an excess in full: correcting upwards only lowers
-        # them, and what the margin leaves (up to 1.5 times the variance) multiplies their
-        # false alarms at the steady-flow levels several times
-        nslow = nr if nr > 1.0 else nscale
+        # the 1-h and 4-h t-statistics take an excess of the own ratio in full: correcting
+        # upwards only lowers them, and what the margin leaves (up to 1.5 times the variance)
+        # multiplies their false alarms at the steady-flow levels several times
+        own = F[i, F_NZ_ON] / F[i, F_NZ_OD] if F[i, F_NZ_OD] > 0.0 else 1.0
+        nslow = own if own > 1.0 else nscale
 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
     a1 = math.exp(-dt / 900.0)
@@ -704,18 +753,18 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
     dside = 0
     for code in (REGIME_DELEV, REGIME_BURST, REGIME_STEADY):
         k = code - 1
-        cs = I[i, I_CAND_SIDE + k]
+        cs = _side(I, i, SIDE_CAND + k)
         if cs != 0 and _holds(F, I, i, bstart, P, stats, move, code, cs, ef):
             pass
         else:
             sd = _primary_side(F, I, i, bstart, P, stats, code)
             if _holds(F, I, i, bstart, P, stats, move, code, sd, 1.0):
                 I[i, I_CAND_SINCE + k] = t
-                I[i, I_CAND_SIDE + k] = sd
+                _set_side(I, i, SIDE_CAND + k, sd)
             else:
                 I[i, I_CAND_SINCE + k] = NONE_TS
-                I[i, I_CAND_SIDE + k] = 0
-        cs = I[i, I_CAND_SIDE + k]
+                _set_side(I, i, SIDE_CAND + k, 0)
+        cs = _side(I, i, SIDE_CAND + k)
         # a rout whose one-sided flow is plain does not wait out its entry duration (a burst
         # does: a news cascade reads like a rout for its first minutes)
         no_wait = code == REGIME_DELEV and cur != REGIME_BURST \
@@ -764,7 +813,7 @@ def _regime(F, I, i, t, bstart, P, IP, stats, move, ev_ts, ev_iid, ev_code, ev_k
             onset = max(tau, bstart - np.int64(P[P_JUMP_WINDOW_S] * 1e9))
     if onset > t:
         onset = t
-    if I[i, I_LX_TS + k] != NONE_TS and I[i, I_LX_SIDE + k] == dside and t - I[i, I_LX_TS + k] <= IP[IP_COOL + k] \
+    if I[i, I_LX_TS + k] != NONE_TS and _side(I, i, SIDE_LAST_EXIT + k) == dside and t - I[i, I_LX_TS + k] <= IP[IP_COOL + k] \
             and onset <= I[i, I_LX_TS + k]:
         # the same regime came back soon after it ended, driven by a move that began before that
         # end: one episode, not a new alert (a move that began after it is a new episode)
@@ -798,7 +847,7 @@ def _exit(F, I, i, t, stats, move, ev_ts, ev_iid, ev_code, ev_kind, ev_side, ev_
         F[i, F_S + 2] = 0.0
         F[i, F_S + 3] = 0.0
     I[i, I_LX_TS + k] = t
-    I[i, I_LX_SIDE + k] = I[i, I_SIDE]
+    _set_side(I, i, SIDE_LAST_EXIT + k, I[i, I_SIDE])
     I[i, I_LX_ALERT + k] = I[i, I_ALERT_TS]
     I[i, I_LX_ONSET + k] = I[i, I_ONSET]
     ne = _emit(F, I, i, t, EV_EXIT, cur, I[i, I_SIDE], I[i, I_ONSET], I[i, I_ALERT_TS], 0.0, stats, move,

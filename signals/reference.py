@@ -62,7 +62,7 @@ class Instrument:
         self.seasonal = SeasonalProfile(SEASONAL_KAPPA_S, config.seasonal_day_decay, SEASONAL_SURGE_CAP)
         self.hac = LagOneHAC()
         self.baseline = Baseline(memory, BASELINE_CLIP)
-        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S, clip=NOISE_CLIP)
+        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S, clip=NOISE_CLIP, own=True)
         self.fast_noise = NoiseScale(memory, FAST_NOISE_BLOCK_NS, 1.0, FAST_NOISE_WARM_S, clip=NOISE_CLIP)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
                               lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,
@@ -126,7 +126,7 @@ class Instrument:
         vh = self.baseline.long_run()
         self.warm += dt
         seconds = self.baseline.seconds
-        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh, seconds).get(vh, seconds)
+        nscale = self.noise.update(r, dt, bar.start, bar.prev_start, vh, seconds, x, vb).get(vh, seconds)
         self.fast_noise.update(r, dt, bar.start, bar.prev_start, vh, seconds)
         # the 1-h and 4-h t-statistics: before the 15-min blocks are believed, the 1-min ones
         # correct an excess (a price that lags its value), and nothing else

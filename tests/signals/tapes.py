@@ -98,14 +98,18 @@ def daily_balanced_grind_tape(seed: int, direction: int = -1, **kw) -> TickBatch
     return tape(seed, [Seg(WARM_S), g, Seg(20 * 3600), g, Seg(2 * 3600)], **kw)
 
 
-def lagging_tape(seed: int, hours: float, lag_s: float, name: str = "X") -> TickBatch:
+def lagging_tape(seed: int, hours: float, lag_s: float, name: str = "X", spikes=()) -> TickBatch:
     """A quiet market whose price follows its value with a lag: a trade a second (jittered)
     at the value's exponential average over ``lag_s`` seconds (quotes that catch up, a market
     that trades after another one). Its 1-s returns go on in the same direction for seconds,
-    so the lag-1 HAC rate is far under the variance of 15-min sums."""
+    so the lag-1 HAC rate is far under the variance of 15-min sums. ``spikes``: (first hour,
+    hours, factor) stretches where the value's volatility is ``factor`` times higher."""
     rng = np.random.default_rng(seed)
     n = int(hours * 3600)
-    value = np.cumsum(1e-4 * rng.standard_normal(n))
+    vol = np.full(n, 1e-4)
+    for first, length, factor in spikes:
+        vol[int(first * 3600):int((first + length) * 3600)] *= factor
+    value = np.cumsum(vol * rng.standard_normal(n))
     a = np.exp(-1.0 / lag_s)
     seen = np.empty(n)
     acc = value[0]
