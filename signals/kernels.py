@@ -293,6 +293,11 @@ def _noise_blocks(F, i, cs, cp, cn, new_block, block_s, rt, vh, ab):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _own_ratio(F, i):
+    return F[i, F_NZ_ON] / F[i, F_NZ_OD] if F[i, F_NZ_OD] > 0.0 else 1.0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _own_noise(F, i, new_block, block_s, x, vb, vh, ab):
     """One bar into the noise scale's own ratio (before ``_noise_blocks`` moves the block sums on):
     each block pair's half squared difference against the pair's own HAC content, both over the
@@ -303,7 +308,7 @@ def _own_noise(F, i, new_block, block_s, x, vb, vh, ab):
         dblk = F[i, F_NZ_S] - F[i, F_NZ_P]
         h = max(0.5 * (F[i, F_NZ_H] + F[i, F_NZ_HP]), OWN_FLOOR * vb * block_s)
         unit = max(h, vh * block_s)
-        own = F[i, F_NZ_ON] / F[i, F_NZ_OD] if F[i, F_NZ_OD] > 0.0 else 1.0
+        own = _own_ratio(F, i)
         if unit > 0.0:                             # else a flat price: nothing to compare
             add_n = min(0.5 * dblk * dblk, NOISE_CLIP * max(own, 1.0) * unit) / unit
             add_d = h / unit
@@ -433,7 +438,7 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         # the 1-h and 4-h t-statistics take an excess of the own ratio in full: correcting
         # upwards only lowers them, and what the margin leaves (up to 1.5 times the variance)
         # multiplies their false alarms at the steady-flow levels several times
-        own = F[i, F_NZ_ON] / F[i, F_NZ_OD] if F[i, F_NZ_OD] > 0.0 else 1.0
+        own = _own_ratio(F, i)
         nslow = own if own > 1.0 else nscale
 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
