@@ -511,7 +511,9 @@ class NoiseScale(Estimator):
     that lags its value by 5 s, and on the third generator's book it read 0.7-1.5 where its own
     ratio reads 0.7-3.9 (on ours 0.7-1.05 against 0.8-1.5). Each pair against its own content
     is the variance ratio of Lo and MacKinlay (1988) on block sums, and the volatile hours
-    no longer move it.
+    no longer move it. It corrects downwards too, with its own margin (``own_margin``): on a
+    tick grid five times the catalogue's, the 1-h t-statistic's standard deviation went from
+    0.66-0.97 with the ratio's margin of 1.5 to 0.71-1.10 with 1.35.
 
     Parameters
     ----------
@@ -528,6 +530,9 @@ class NoiseScale(Estimator):
         A block pair counts at most this many block variances (long-run, or slow where larger).
     own : bool
         Keep the own ratio too (:meth:`own_ratio`); :meth:`get_slow` then corrects its excess.
+    own_margin : float
+        With ``own``: an own ratio below ``1 / own_margin`` gives :meth:`get_slow` ``own_margin``
+        times itself (default: never).
 
     Examples
     --------
@@ -569,6 +574,16 @@ class NoiseScale(Estimator):
     >>> ratios(1e-8), ratios(4e-8)
     ((17.89, 17.66), (17.89, 4.42))
 
+    A coarse grid the other way: block sums that vary a quarter of what their HAC content says.
+    The slowest t-statistics take ``own_margin`` times the own ratio, the others ``margin``
+    times the ratio:
+
+    >>> ns = NoiseScale(memory=1e12, block_ns=900 * 10**9, margin=1.5, warm_seconds=0.0, own=True, own_margin=1.35)
+    >>> for k in range(1, 36001):
+    ...     _ = ns.update(1e-6 if (k // 900) % 2 else -1e-6, 1.0, k * 10**9, (k - 1) * 10**9, 7.2e-9, 36000.0, 7.2e-9)
+    >>> round(ns.own_ratio(), 3), round(ns.get_slow(7.2e-9, 36000.0), 3), round(ns.get(7.2e-9, 36000.0), 3)
+    (0.248, 0.335, 0.368)
+
     References
     ----------
     von Neumann, J., Kent, R. H., Bellinson, H. R. and Hart, B. I. (1941). The mean square
@@ -584,10 +599,11 @@ class NoiseScale(Estimator):
     _state = ("block_sum", "prev_sum", "num", "block_hac", "prev_hac", "own_num", "own_den")
 
     def __init__(self, memory: float, block_ns: int, margin: float, warm_seconds: float, *,
-                 clip: float = math.inf, own: bool = False):
+                 clip: float = math.inf, own: bool = False, own_margin: float = math.inf):
         self.memory = memory
         self.block_ns = block_ns
         self.margin = margin
+        self.own_margin = own_margin
         self.warm_seconds = warm_seconds
         self.clip = clip
         self.own = own
@@ -651,12 +667,17 @@ class NoiseScale(Estimator):
         (with ``own``; else of the ratio) is corrected in full. Correcting upwards only lowers a
         t-statistic, so estimation noise there costs no false alarm, and what the margin leaves
         (up to ``margin`` times the variance) would multiply the false alarms of a test at 3.5
-        several times."""
+        several times. An own ratio below ``1 / own_margin`` gives ``own_margin`` times itself
+        (a coarse tick grid)."""
         if self.own:
             own = self.own_ratio()
-            excess = own if seconds >= self.warm_seconds and hac_rate > 0.0 and own > 1.0 else 1.0
-        else:
-            excess = self.excess(hac_rate, seconds)
+            if seconds >= self.warm_seconds and hac_rate > 0.0:
+                if own > 1.0:
+                    return own
+                if self.own_margin * own < 1.0:
+                    return self.own_margin * own
+            return self.get(hac_rate, seconds)
+        excess = self.excess(hac_rate, seconds)
         return excess if excess > 1.0 else self.get(hac_rate, seconds)
 
     def excess(self, hac_rate: float, seconds: float) -> float:

@@ -142,6 +142,11 @@ FAST_NOISE_WARM_S = 3600.0
 # HAC content, which counts as at least this share of the baseline level (a bounce-dominated
 # block's HAC sum can be 0 or below), as the long-run rate does
 OWN_FLOOR = 0.05
+# ... and below 1 / OWN_MARGIN they take OWN_MARGIN times it: on a coarse tick grid (a tick of one
+# or two one-minute standard deviations, as on a Treasury future) block sums vary far less than
+# the HAC rate says, and the 1-h t read 0.66-0.97 standard deviations; the margin leaves the
+# estimate's noise alone (fine grids read 0.75-1.05)
+OWN_MARGIN = 1.35
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts in full
 UNSEEN_MOVE_WEIGHT = 0.5           # ... before, it counts at this weight
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
@@ -437,9 +442,10 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
         nscale = NOISE_MARGIN * nr if NOISE_MARGIN * nr < 1.0 else (nr / NOISE_MARGIN if nr > NOISE_MARGIN else 1.0)
         # the 1-h and 4-h t-statistics take an excess of the own ratio in full: correcting
         # upwards only lowers them, and what the margin leaves (up to 1.5 times the variance)
-        # multiplies their false alarms at the steady-flow levels several times
+        # multiplies their false alarms at the steady-flow levels several times; a clear
+        # shortfall (a coarse grid) with OWN_MARGIN, as the 15-min t takes the ratio's
         own = _own_ratio(F, i)
-        nslow = own if own > 1.0 else nscale
+        nslow = own if own > 1.0 else (OWN_MARGIN * own if OWN_MARGIN * own < 1.0 else nscale)
 
     # ---- Lee-Mykland jump test on close returns vs. preceding bipower variation ----
     a1 = math.exp(-dt / 900.0)

@@ -39,6 +39,7 @@ NOISE_BLOCK_NS = 900 * 10**9  # blocks of the noise scale
 NOISE_MARGIN = 1.5          # the noise scale corrects only a clear excess of the HAC rate
 NOISE_CLIP = 4.0            # a block pair counts at most this many long-run block variances
 NOISE_WARM_S = 43200.0      # baseline seconds before the noise scale is believed
+OWN_MARGIN = 1.35           # the own ratio corrects the slowest t-statistics downwards below 1 / this (a coarse grid)
 FAST_NOISE_BLOCK_NS = 60 * 10**9  # until then, a noise scale on 1-min blocks ...
 FAST_NOISE_WARM_S = 3600.0        # ... believed after an hour, corrects the slow t-statistics upwards
 MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts in full
@@ -62,7 +63,8 @@ class Instrument:
         self.seasonal = SeasonalProfile(SEASONAL_KAPPA_S, config.seasonal_day_decay, SEASONAL_SURGE_CAP)
         self.hac = LagOneHAC()
         self.baseline = Baseline(memory, BASELINE_CLIP)
-        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S, clip=NOISE_CLIP, own=True)
+        self.noise = NoiseScale(memory, NOISE_BLOCK_NS, NOISE_MARGIN, NOISE_WARM_S, clip=NOISE_CLIP, own=True,
+                                own_margin=OWN_MARGIN)
         self.fast_noise = NoiseScale(memory, FAST_NOISE_BLOCK_NS, 1.0, FAST_NOISE_WARM_S, clip=NOISE_CLIP)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
                               lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,

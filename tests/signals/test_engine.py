@@ -457,7 +457,8 @@ def test_slow_drift_tstats_stay_standard_normal_on_a_coarse_tick_grid(seed):
     one-minute standard deviations, like a Treasury future). The per-second HAC rate there
     counts noise that persists for minutes, so without the noise scale the 1-h drift
     t-statistic has a standard deviation of about 0.6 and a real grind reads at half its
-    strength; with it, about 0.85, and the 15-min one about 1."""
+    strength; with it, 0.90-0.99 (0.77-0.84 while the 1-h t took the old ratio with its margin
+    of 1.5, not the own ratio with 1.35), and the 15-min one about 1."""
     names = ("BUND", "DXY", "UST10Y")
     specs = [dataclasses.replace(CATALOGUE[n], tick=CATALOGUE[n].tick * 5) for n in names]
     sc = generate(seed=seed, instruments=specs, days=10, rates={})
@@ -472,7 +473,7 @@ def test_slow_drift_tstats_stay_standard_normal_on_a_coarse_tick_grid(seed):
         sel = (inst == name) & late
         sd_15m = stats[sel, STAT_NAMES.index("drift_tstat_900s")].std()
         sd_1h = stats[sel, STAT_NAMES.index("drift_tstat_3600s")].std()
-        assert 0.85 <= sd_15m <= 1.2 and 0.75 <= sd_1h <= 1.2, (name, sd_15m, sd_1h)
+        assert 0.85 <= sd_15m <= 1.2 and 0.85 <= sd_1h <= 1.2, (name, sd_15m, sd_1h)
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_slow_drift_tstats_stay_near_standard_normal_where_the_price_lags_its_value(seed):

@@ -791,6 +791,8 @@ def test_first_minutes_at_one_price_identically():
 
 
 def test_noise_scale_on_a_coarse_tick_grid_identically():
+    """Two days of the coarse-grid Bund: both ratios correct downwards (the 15-min t's with its
+    margin, the 1-h and 4-h t's with the own ratio's), in the kernel as in the reference."""
     sc = coarse_tick_tape(11)
     assert_same(sc.ticks, sc.config)
     eng = Engine(sc.config)
@@ -800,3 +802,4 @@ def test_noise_scale_on_a_coarse_tick_grid_identically():
     vh = max(F[K.F_VBH_N] / seconds, 0.05 * F[K.F_VB_N] / seconds)
     assert seconds >= K.NOISE_WARM_S                                   # the factor is in use ...
     assert K.NOISE_MARGIN * F[K.F_NZ_N] / seconds / vh < 0.8            # ... and corrects
+    assert K.OWN_MARGIN * F[K.F_NZ_ON] / F[K.F_NZ_OD] < 0.8             # so does the own ratio
