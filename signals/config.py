@@ -137,6 +137,11 @@ class Thresholds:
     # times the 1% critical value), the cascade's 10-s flow z need only be 0 or more (not against
     # the jump): news that large does not need the tick rule to vouch for its cascade (inf: off)
     burst_jump_z_tick_rule: float = 20.0
+    # ... and at entry the bar's mean price still holds this share of the jump (from the mean
+    # before it): news moves the price to a new level, while on a coarse grid a one-tick move of
+    # the mid plus a trade at the other side reads as a jump and goes back within seconds
+    # (docs/calibration.md, "A twenty-first pass: a jump that holds"; 0: not back beyond its start)
+    burst_jump_hold: float = 0.5
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
     # either half of the cascade this strong needs no help from the other: the 10-s flow z, or
     # the 1-min drift on the jump's side with the 10-s flow at least not against it (where the
@@ -258,6 +263,9 @@ class Thresholds:
                               f"got {self.burst_activity_cusum_ratio}")
         if not 0 < self.exit_fraction <= 1:
             raise ConfigError(f"thresholds.exit_fraction must be in (0, 1], got {self.exit_fraction}")
+        if self.burst_jump_hold > 1.0:
+            raise ConfigError(f"thresholds.burst_jump_hold must be in [0, 1] (the share of the jump the price still "
+                              f"holds at a burst's entry), got {self.burst_jump_hold}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

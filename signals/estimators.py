@@ -738,16 +738,18 @@ class JumpTest(Estimator):
     """
 
     _state = ("bipower", "seconds", "prev_abs", "value", "jumps", "last_ts", "last_sign", "last_abs",
-              "last_big_ts")
+              "last_big_ts", "last_mid")
     HORIZON = 900.0
 
     def __init__(self, threshold: float, burst_threshold: float, warmup_s: float, window_s: float,
-                 minute_sd: float):
+                 minute_sd: float, hold: float = 0.5):
         self.threshold = threshold
         self.burst_threshold = burst_threshold
         self.warmup_s = warmup_s
         self.window_s = window_s
         self.minute_sd = minute_sd
+        self.hold = hold
+        self.last_mid = 0.0          # price: the level before the kept jump and ``hold`` of its move
         self.bipower = 0.0
         self.seconds = 0.0
         self.prev_abs = 0.0
@@ -758,10 +760,13 @@ class JumpTest(Estimator):
         self.last_abs = 0.0          # |statistic| of the kept burst-level jump
         self.last_big_ts = NONE_TS
 
-    def update(self, rc: float, dt: float, brk: bool, warm: float, ts: int, efficient_var: float) -> "JumpTest":
+    def update(self, rc: float, dt: float, brk: bool, warm: float, ts: int, efficient_var: float,
+               level: float = 0.0, move: float = 0.0) -> "JumpTest":
         """``rc``: deseasonalised close return; ``warm``: trading seconds seen; ``ts``: bar start;
         ``efficient_var``: the efficient price's variance per second (deseasonalised; the
-        engine passes the largest of the long-run, 15-min and 1-min lag-1 HAC rates)."""
+        engine passes the largest of the long-run, 15-min and 1-min lag-1 HAC rates);
+        ``level``, ``move``: the price before the bar (the previous bar's mean) and the bar's
+        close log move, as they are: a kept jump's :attr:`last_mid` is ``level * exp(hold * move)``."""
         a = math.exp(-dt / self.HORIZON)
         bvr = self.local_variance()
         z = rc / math.sqrt(bvr * dt) if bvr * dt > 0.0 else 0.0
@@ -773,6 +778,7 @@ class JumpTest(Estimator):
                     self.last_ts = ts
                     self.last_sign = 1 if z > 0 else -1
                     self.last_abs = abs(z)
+                    self.last_mid = level * math.exp(self.hold * move)
             if big and abs(z) >= max(self.threshold, self.burst_threshold):
                 self.jumps += 1
                 self.last_big_ts = ts
@@ -1341,6 +1347,8 @@ class Context(NamedTuple):
     hac_vol_ratio: float = 0.0          # 15-min or 1-h local HAC volatility (the larger) over the long-run one
     activity_cusum: float = 0.0         # :class:`ActivityCusum` (a burst's surge, sooner than the ratio)
     last_jump_abs: float = 0.0          # |jump_z| of the last jump at the burst level
+    last_jump_mid: float = 0.0          # the price a burst's entry needs the bar's mean beyond
+    mean: float = 0.0                   # the bar's mean price
 
 
 class Event(NamedTuple):
@@ -1381,7 +1389,8 @@ class RegimeMachine(Estimator):
       activity ratio, or the activity CUSUM at burst_activity_cusum), with at least
       burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
       significant and at least jump_minute_sd one-minute standard deviations) on side ``d``
-      within burst_jump_window_seconds, and the cascade: 10-s flow z >= burst_flow_z on side
+      within burst_jump_window_seconds, which the bar's mean price still holds by burst_jump_hold
+      of its move (``Context.last_jump_mid``), and the cascade: 10-s flow z >= burst_flow_z on side
       ``d`` (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor
       side, and there 0 after a jump whose |jump_z| is at least burst_jump_z_tick_rule) with
       the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
@@ -1507,6 +1516,8 @@ class RegimeMachine(Estimator):
                         or s["vol_ratio_60s"] < th.burst_vol_ratio):
                     return False
                 if not (self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d):
+                    return False
+                if d * (ctx.mean - ctx.last_jump_mid) < 0.0:    # the price no longer holds the jump
                     return False
                 flow, drift = ctx.flow_z_10s * d, s["drift_tstat_60s"] * d
                 if early:

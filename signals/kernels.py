@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-LAYOUT_VERSION = 8
+LAYOUT_VERSION = 9
 
 NB = 24          # time-of-day buckets (hours, local time of the instrument's calendar)
 NH = 4           # horizons of the drift and flow statistics
@@ -49,7 +49,8 @@ F_ACT15 = 206                                                      # 15-min EW t
 F_NZ_P, F_NZ_N = 207, 208                                          # noise scale: last block's sum, EW half squared differences
 F_ACT_CU = 209                                                     # activity CUSUM (Poisson, against the seasonal rate)
 F_NZ_HP, F_NZ_ON, F_NZ_OD = 210, 211, 212                          # noise scale: last block's HAC content; own ratio's sums
-NF = 213
+F_JUMP_MID = 213                                                    # the price level the remembered jump must hold
+NF = 214
 
 # ---- int state columns ---------------------------------------------------------------
 I_LAST_TS, I_TICKS, I_BAR_START, I_BAR_BUCKET, I_BAR_DAY = 0, 1, 2, 3, 4
@@ -109,7 +110,8 @@ P_B_JZTR = 56         # a burst on a tick-rule feed: after a jump this strong (|
 P_D_EZ = 57           # deleveraging with a flow z this plain is entered without its entry wait (not during a burst)
 P_D_MIN = 58          # deleveraging's activity path needs this many trades behind its 10-s ratio
 P_D_VM = 59           # deleveraging: a move (15-min drift against the long-run volatility) this violent is intense enough
-NP = 60
+P_B_HOLD = 60         # a burst's entry: the share of its jump the bar's mean price still holds
+NP = 61
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -469,6 +471,9 @@ def _close_bar(F, I, i, t, P, IP, next_sample, ev_ts, ev_iid, ev_code, ev_kind, 
                     or abs(jz) >= abs(F[i, F_JUMP_Z]):
                 I[i, I_LAST_JUMP_TS] = bstart
                 F[i, F_JUMP_Z] = jz
+                # the level the price must hold for the burst rule: the mean before the jump
+                # plus P_B_HOLD of the jump's move (a bounce on a coarse grid goes back through it)
+                F[i, F_JUMP_MID] = mean * math.exp(-r) * math.exp(P[P_B_HOLD] * rc)
         if big and abs(jz) >= max(P[P_ZSTAR], P[P_ZSTAR_B]):
             I[i, I_JUMPS] += 1
             I[i, I_LAST_BIGJUMP_TS] = bstart
@@ -691,6 +696,11 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d
             if not jump:
+                return False
+            # news moves the price to a new level: the bar's mean still holds P_B_HOLD of the
+            # jump. A bid-ask bounce on a coarse grid (a one-tick move of the mid and a trade
+            # at the other side) reads as a jump and goes back within seconds
+            if d * (F[i, F_PREV_MEAN] - F[i, F_JUMP_MID]) < 0.0:
                 return False
             z = _flow10(F, i) * d
             if early:

@@ -68,7 +68,7 @@ class Instrument:
         self.fast_noise = NoiseScale(memory, FAST_NOISE_BLOCK_NS, 1.0, FAST_NOISE_WARM_S, clip=NOISE_CLIP)
         self.jumps = JumpTest(lee_mykland_threshold(th.jump_alpha, th.jump_n),
                               lee_mykland_threshold(th.jump_alpha, th.burst_jump_n), th.warmup_seconds,
-                              th.burst_jump_window_seconds, th.jump_minute_sd)
+                              th.burst_jump_window_seconds, th.jump_minute_sd, th.burst_jump_hold)
         self.jump_share = JumpShare()
         # the 1-min drift is not believed below the long-run volatility, slower ones below half of it
         self.drift = [DriftTStat(h, 1.0 if h == 60.0 else 0.25) for h in HORIZONS]
@@ -138,7 +138,8 @@ class Instrument:
         efficient = max(vh, self.drift[1].local_variance()) if self.drift[1].var_seconds > 0.0 else vh
         if self.drift[0].var_seconds > 0.0:
             efficient = max(efficient, self.drift[0].local_variance())
-        stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start, efficient).get()
+        stats["jump_z"] = self.jumps.update(rc, dt, bar.brk, self.warm, bar.start, efficient,
+                                            bar.mean * math.exp(-bar.r), bar.rc).get()
         stats["jump_share"] = self.jump_share.update(rc, dt).get()
         for k, h in enumerate(HORIZONS):
             stats[f"drift_tstat_{h:.0f}s"] = self.drift[k].update(r, x, dt, vh, (1.0, nscale, nslow, nslow)[k]).get()
@@ -166,7 +167,8 @@ class Instrument:
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
                       self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
-                      math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get(), self.jumps.last_abs)
+                      math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get(), self.jumps.last_abs,
+                      self.jumps.last_mid, bar.mean)
         events = self.regime.update(ts, stats, ctx).get()
         if any(e.event == "exit" and e.kind == "deleveraging" for e in events):
             for k in (2, 3):                # the rout's move does not stay in the slow windows

@@ -276,6 +276,17 @@ def zigzag_news_tape(seed: int, jump: float, direction: int = 1, sides: bool = F
     return TickBatch.concat([w, run_, tail])
 
 
+def given_back_news_tape(seed: int, back: float, direction: int = 1, **kw) -> TickBatch:
+    """6 h quiet, a 0.4% news jump, then 2 min of ten times the trades with 80% of the aggressors
+    on its side, whose first trade takes back ``back`` of the jump (on a coarse grid a one-tick
+    move of the mid and a trade at the other side read as a jump and go back within a second),
+    then 30 min quiet."""
+    j = direction * 0.004
+    side = 0.5 + 0.3 * direction
+    return tape(seed, [Seg(WARM_S), Seg(1.0, rate=5.0, buy=side, jump=j, even=True),
+                       Seg(120, rate=5.0, vol=1e-6, buy=side, jump=-back * j), Seg(1800)], **kw)
+
+
 def interleave(*batches: TickBatch) -> TickBatch:
     """Merge tapes of different instruments in time order (stable: equal times keep tape order)."""
     b = TickBatch.concat(list(batches))

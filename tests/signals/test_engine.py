@@ -20,7 +20,7 @@ from signals.scenarios import CATALOGUE, NULL_RATES, generate
 from signals.errors import StateError, TapewatchError
 from signals.ticks import REASON_CODE, TickBatch
 
-from tests.signals.tapes import (S, T0, WARM_S, Seg, sweep_tape, balanced_grind_tape, daily_balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape, rout_then_a_day_tape,
+from tests.signals.tapes import (S, T0, WARM_S, Seg, given_back_news_tape, sweep_tape, balanced_grind_tape, daily_balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, rout_then_quiet_tape, rout_then_a_day_tape,
                                 long_rout_tape, news_then_delev_tape, noisy_slide_tape, rout_then_grind_tape, run, seen_hour_rout_tape, sparse_news_tape, sparse_rout_tape, steady_tape, surge_tape,
                                 two_grinds_tape, tape, noisy_quiet_rout_tape)
 
@@ -414,6 +414,28 @@ def test_a_large_news_jump_without_sides_needs_no_flow_from_the_tick_rule(seed):
     assert not bursts(0.004, burst_jump_z_tick_rule=inf)
     assert not bursts(0.0015) and bursts(0.0015, burst_jump_z_tick_rule=0.0)
     assert not bursts(0.004, sides=True)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_jump_the_price_gives_back_at_once_is_no_burst(seed, direction):
+    """A 0.4% jump, then two minutes of ten times the trades with 80% of the aggressors on its
+    side. Where the price holds the jump, or gives back 30% of it, it is a burst within 10 s;
+    where it gives back 70% in the next second (a bounce on a coarse grid) it is none, and a
+    burst at the same second with burst_jump_hold at 0.25."""
+    start = T0 + WARM_S * S
+    side = "buy" if direction > 0 else "sell"
+
+    def first(back, **th):
+        got = [t for t in _alerts(given_back_news_tape(seed, back, direction), **th)
+               if t.kind == "burst" and start <= t.ts < start + 120 * S]
+        return (got[0].side, got[0].ts) if got else None
+
+    held = first(0.0)
+    assert held is not None and held[0] == side and held[1] < start + 10 * S
+    assert first(0.3) == held
+    assert first(0.7) is None
+    assert first(0.7, burst_jump_hold=0.25) == held
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -20,12 +20,12 @@ import signals.estimators
 import signals.kernels
 import signals.reference
 from signals import kernels as K
-from signals.config import Calendar, EngineConfig, InstrumentConfig
+from signals.config import Calendar, EngineConfig, InstrumentConfig, Thresholds
 from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, sweep_tape, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, given_back_news_tape, sweep_tape, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape, rout_then_a_day_tape, noisy_quiet_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -52,7 +52,7 @@ def reference_rows(inst: Instrument) -> tuple[np.ndarray, np.ndarray]:
     F[[K.F_NZ_S, K.F_NZ_P, K.F_NZ_N]] = nz.block_sum, nz.prev_sum, nz.num
     F[[K.F_NZ_H, K.F_NZ_HP, K.F_NZ_ON, K.F_NZ_OD]] = nz.block_hac, nz.prev_hac, nz.own_num, nz.own_den
     F[[K.F_NF_S, K.F_NF_P, K.F_NF_N]] = inst.fast_noise.block_sum, inst.fast_noise.prev_sum, inst.fast_noise.num
-    F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_Z]] = jt.bipower, js.rv, js.bv, jt.last_sign * jt.last_abs
+    F[[K.F_BV_N, K.F_JS_RV, K.F_JS_BV, K.F_JUMP_Z, K.F_JUMP_MID]] = jt.bipower, js.rv, js.bv, jt.last_sign * jt.last_abs, jt.last_mid
     F[[K.F_QV, K.F_UV, K.F_MV, K.F_VOLR]] = vc.signed, vc.volume, vc.mean_sq, vc.volume_rate
     F[[K.F_ACT_N, K.F_ACT_D, K.F_ACT15]] = inst.activity.ticks, inst.activity.seconds, inst.activity.slow_ticks
     F[K.F_ACT_CU] = inst.activity_cusum.value
@@ -783,6 +783,14 @@ def test_a_rout_leaves_neither_the_slow_sums_nor_the_fingerprint_identically():
     the rout's bars add nothing to its hour's fingerprint, in the kernel as in the reference."""
     res, _ = assert_same(rout_then_a_day_tape(2))
     assert [(t.event, t.kind) for t in res.transitions] == [("enter", "deleveraging"), ("exit", "deleveraging")]
+
+
+@pytest.mark.parametrize("hold", [0.5, 0.25])
+def test_a_jump_given_back_identically(hold):
+    """The level a burst's jump must hold, kept with the jump and read at entry, in the kernel as
+    in the reference: a jump that gives back 70% at once is no burst at the default and one at 0.25."""
+    res, _ = assert_same(given_back_news_tape(3, 0.7), EngineConfig(thresholds=Thresholds(burst_jump_hold=hold)))
+    assert any(t.kind == "burst" for t in res.alerts) == (hold < 0.3)
 
 
 def test_first_minutes_at_one_price_identically():

@@ -26,7 +26,7 @@ REGIME = settings(max_examples=12, deadline=None, derandomize=True,
 # statistics that change sign with the price direction; the rest are direction-free
 ODD = {n for n in STAT_NAMES if n.startswith(("drift_tstat", "flow_z", "jump_z", "fingerprint", "absorption"))}
 EVEN = [n for n in STAT_NAMES if n not in ODD and n != "last_price"]
-PRICE_F = [K.F_B_SUMP, K.F_PREV_MEAN, K.F_PREV_CLOSE, K.F_LAST_PX, K.F_STATS + STAT_NAMES.index("last_price")]
+PRICE_F = [K.F_B_SUMP, K.F_PREV_MEAN, K.F_PREV_CLOSE, K.F_LAST_PX, K.F_JUMP_MID, K.F_STATS + STAT_NAMES.index("last_price")]
 
 
 @st.composite
