@@ -1390,7 +1390,7 @@ class RegimeMachine(Estimator):
       burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
       significant and at least jump_minute_sd one-minute standard deviations) on side ``d``
       within burst_jump_window_seconds, which the bar's mean price still holds by burst_jump_hold
-      of its move (``Context.last_jump_mid``), and the cascade: 10-s flow z >= burst_flow_z on side
+      of its move from the bar after it on (``Context.last_jump_mid``), and the cascade: 10-s flow z >= burst_flow_z on side
       ``d`` (burst_flow_z_tick_rule where fewer than half the trades came with an aggressor
       side, and there 0 after a jump whose |jump_z| is at least burst_jump_z_tick_rule) with
       the 1-min drift t at least burst_drift_tstat on side ``d``; or the drift at
@@ -1517,7 +1517,9 @@ class RegimeMachine(Estimator):
                     return False
                 if not (self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d):
                     return False
-                if d * (ctx.mean - ctx.last_jump_mid) < 0.0:    # the price no longer holds the jump
+                # from the bar after the jump on, the price still holds it (the jump's own bar
+                # averages the prices before it, and a sweep's fills, with the jump)
+                if ctx.start != ctx.last_jump_ts and d * (ctx.mean - ctx.last_jump_mid) < 0.0:
                     return False
                 flow, drift = ctx.flow_z_10s * d, s["drift_tstat_60s"] * d
                 if early:

@@ -697,10 +697,11 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d
             if not jump:
                 return False
-            # news moves the price to a new level: the bar's mean still holds P_B_HOLD of the
-            # jump. A bid-ask bounce on a coarse grid (a one-tick move of the mid and a trade
-            # at the other side) reads as a jump and goes back within seconds
-            if d * (F[i, F_PREV_MEAN] - F[i, F_JUMP_MID]) < 0.0:
+            # news moves the price to a new level: from the bar after the jump on (the jump's own
+            # bar averages the prices before it, and a sweep's fills, with the jump) the bar's
+            # mean still holds P_B_HOLD of it. A bid-ask bounce on a coarse grid (a one-tick
+            # move of the mid and a trade at the other side) reads as a jump and goes back within seconds
+            if bstart != I[i, I_LAST_JUMP_TS] and d * (F[i, F_PREV_MEAN] - F[i, F_JUMP_MID]) < 0.0:
                 return False
             z = _flow10(F, i) * d
             if early:
