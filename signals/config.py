@@ -128,6 +128,10 @@ class Thresholds:
     # sparse feed, two or three ticks that come early already read as a fourfold rate
     burst_min_ticks: float = 8.0
     burst_vol_ratio: float = 1.3
+    # ... or the same on the noise-free scale (the 1-min local lag-1 HAC volatility over the
+    # long-run one) at this level: where bid-ask noise dominates 1-s returns a cascade's
+    # volatility ratio reads little above 1 (docs/calibration.md, "A twenty-second pass"; inf: off)
+    burst_hac_vol_ratio: float = 1.6
     burst_flow_z: float = 0.5
     # ... where fewer than half the trades came with an aggressor side. The tick rule signs a
     # cascade's trades poorly: 0.25 finds more bursts there, at a cost in precision on balanced

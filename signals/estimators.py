@@ -1349,6 +1349,7 @@ class Context(NamedTuple):
     last_jump_abs: float = 0.0          # |jump_z| of the last jump at the burst level
     last_jump_mid: float = 0.0          # the price a burst's entry needs the bar's mean beyond
     mean: float = 0.0                   # the bar's mean price
+    hac_vol_ratio_60s: float = 0.0      # 1-min local HAC volatility over the long-run one (0 if not above 0)
 
 
 class Event(NamedTuple):
@@ -1386,7 +1387,8 @@ class RegimeMachine(Estimator):
       delev_jump_quiet_seconds.
     * ``burst``: after warm-up, activity ratio >= burst_activity_ratio or 1-min volatility ratio
       >= burst_vol_ratio (to stay; only the activity level is loosened); to enter both (the
-      activity ratio, or the activity CUSUM at burst_activity_cusum), with at least
+      activity ratio, or the activity CUSUM at burst_activity_cusum; the volatility ratio, or
+      ``Context.hac_vol_ratio_60s`` at burst_hac_vol_ratio), with at least
       burst_min_ticks in the 10-s tick count, a burst-level jump (:class:`JumpTest`:
       significant and at least jump_minute_sd one-minute standard deviations) on side ``d``
       within burst_jump_window_seconds, which the bar's mean price still holds by burst_jump_hold
@@ -1513,7 +1515,7 @@ class RegimeMachine(Estimator):
             if f == 1.0:
                 early = s["activity_ratio"] < th.burst_activity_ratio      # a surge on the CUSUM alone
                 if ((early and ctx.activity_cusum < th.burst_activity_cusum) or ctx.ticks_10s < th.burst_min_ticks
-                        or s["vol_ratio_60s"] < th.burst_vol_ratio):
+                        or (s["vol_ratio_60s"] < th.burst_vol_ratio and ctx.hac_vol_ratio_60s < th.burst_hac_vol_ratio)):
                     return False
                 if not (self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d):
                     return False

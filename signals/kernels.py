@@ -111,7 +111,8 @@ P_D_EZ = 57           # deleveraging with a flow z this plain is entered without
 P_D_MIN = 58          # deleveraging's activity path needs this many trades behind its 10-s ratio
 P_D_VM = 59           # deleveraging: a move (15-min drift against the long-run volatility) this violent is intense enough
 P_B_HOLD = 60         # a burst's entry: the share of its jump the bar's mean price still holds
-NP = 61
+P_B_HVR = 61          # a burst's volatility surge on the noise-free scale: the 1-min local HAC volatility over the long-run one
+NP = 62
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -600,6 +601,15 @@ def _flow10(F, i):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _hac_vol_ratio_60s(F, i):
+    """The 1-min local lag-1 HAC volatility over the long-run HAC one (0 where the local one is not above 0)."""
+    vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
+    vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb) if F[i, F_VB_D] > 0.0 else 0.0
+    v = F[i, F_VN] / F[i, F_VD] if F[i, F_VD] > 0.0 else 0.0
+    return math.sqrt(v / vh) if vh > 0.0 and v > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _hac_vol_ratio(F, i):
     """The 15-min or 1-h local lag-1 HAC volatility, the larger, over the long-run HAC one."""
     vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
@@ -689,9 +699,12 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             # can hide a cascade's flow while its price runs. There, after a jump whose statistic
             # is at least P_B_JZTR, the flow need only be not against the jump: news that large
             # does not need the tick rule to vouch for its cascade
+            # The volatility surge: the 1-min ratio, or the same on the noise-free (lag-1 HAC)
+            # scale at P_B_HVR: where bid-ask noise dominates 1-s returns (a coarse grid, a
+            # spread of several ticks) a cascade's volatility reads little above 1 with the noise
             early = stats[S_ACT] < P[P_B_ACT]
             if (early and F[i, F_ACT_CU] < P[P_B_CUH]) or F[i, F_ACT_N] < P[P_B_MIN] \
-                    or stats[S_VR + 0] < P[P_B_VR]:
+                    or (stats[S_VR + 0] < P[P_B_VR] and _hac_vol_ratio_60s(F, i) < P[P_B_HVR]):
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d

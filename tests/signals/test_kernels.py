@@ -25,7 +25,7 @@ from signals.engine import REGIMES, STAT_NAMES, Engine
 from signals.reference import Instrument, ReferenceEngine
 from signals.scenarios import CATALOGUE, Episode, generate
 from signals.ticks import REASON_CODE, TickBatch
-from tests.signals.tapes import (S, T0, Seg, given_back_news_tape, sweep_tape, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
+from tests.signals.tapes import (S, T0, Seg, given_back_news_tape, noisy_news_tape, sweep_tape, slide, balanced_grind_tape, lagging_tape, violent_rout_tape, flow_led_rout_tape, zigzag_news_tape, burst_tape, busy_grind_tape, delev_tape, interleave, news_then_delev_tape, seen_hour_rout_tape,
                                 sparse_news_tape, sparse_rout_tape, steady_tape, tape, two_grinds_tape, long_rout_tape, noisy_slide_tape, rout_then_grind_tape, rout_then_a_day_tape, noisy_quiet_rout_tape)
 
 CODE = {k: i for i, k in enumerate(REGIMES)}
@@ -791,6 +791,13 @@ def test_a_jump_given_back_identically(hold):
     in the reference: a jump that gives back 70% at once is no burst at the default and one at 0.25."""
     res, _ = assert_same(given_back_news_tape(3, 0.7), EngineConfig(thresholds=Thresholds(burst_jump_hold=hold)))
     assert any(t.kind == "burst" for t in res.alerts) == (hold < 0.3)
+
+
+def test_a_cascade_under_bid_ask_noise_identically():
+    """The 1-min volatility on the noise-free scale in the burst rule, in the kernel as in the
+    reference: news under a bounce that hides the cascade's volatility is a burst through it."""
+    res, _ = assert_same(noisy_news_tape(3))
+    assert any(t.kind == "burst" for t in res.alerts)
 
 
 def test_first_minutes_at_one_price_identically():
