@@ -601,21 +601,13 @@ def _flow10(F, i):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _hac_vol_ratio_60s(F, i):
-    """The 1-min local lag-1 HAC volatility over the long-run HAC one (0 where the local one is not above 0)."""
-    vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
-    vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb) if F[i, F_VB_D] > 0.0 else 0.0
-    v = F[i, F_VN] / F[i, F_VD] if F[i, F_VD] > 0.0 else 0.0
-    return math.sqrt(v / vh) if vh > 0.0 and v > 0.0 else 0.0
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _hac_vol_ratio(F, i):
-    """The 15-min or 1-h local lag-1 HAC volatility, the larger, over the long-run HAC one."""
+def _hac_vol_ratio(F, i, first, last):
+    """The local lag-1 HAC volatility of horizons ``first``..``last`` (0: 1 min, 1: 15 min, 2: 1 h),
+    the largest, over the long-run HAC one (0 where none is above 0)."""
     vb = F[i, F_VB_N] / F[i, F_VB_D] if F[i, F_VB_D] > 0.0 else 0.0
     vh = max(F[i, F_VBH_N] / F[i, F_VB_D], 0.05 * vb) if F[i, F_VB_D] > 0.0 else 0.0
     v = 0.0
-    for k in (1, 2):
+    for k in range(first, last + 1):
         if F[i, F_VD + k] > 0.0:
             v = max(v, F[i, F_VN + k] / F[i, F_VD + k])
     return math.sqrt(v / vh) if vh > 0.0 else 0.0
@@ -704,7 +696,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             # spread of several ticks) a cascade's volatility reads little above 1 with the noise
             early = stats[S_ACT] < P[P_B_ACT]
             if (early and F[i, F_ACT_CU] < P[P_B_CUH]) or F[i, F_ACT_N] < P[P_B_MIN] \
-                    or (stats[S_VR + 0] < P[P_B_VR] and _hac_vol_ratio_60s(F, i) < P[P_B_HVR]):
+                    or (stats[S_VR + 0] < P[P_B_VR] and _hac_vol_ratio(F, i, 0, 0) < P[P_B_HVR]):
                 return False
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d
@@ -735,7 +727,7 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
         return False
     # the same on the noise-free (lag-1 HAC) scale: where bid-ask noise dominates 1-s returns the
     # ratios above read a rout's volatility little above 1, this one does not
-    if _hac_vol_ratio(F, i) > P[P_S_HVRMAX] / f:
+    if _hac_vol_ratio(F, i, 1, 2) > P[P_S_HVRMAX] / f:
         return False
     # a grind does not move many normal standard deviations in 15 minutes: a rout does, also where
     # its volatility on 1-s bars hides under microstructure noise and the volatility ratios stay low

@@ -164,13 +164,13 @@ class Instrument:
         seen = self.seasonal.seconds[bar.bucket] >= MOVE_SEEN_S
         self.move = self.drift[1].normal_tstat(vh, nscale) * (1.0 if seen else UNSEEN_MOVE_WEIGHT)
         local = max(0.0, *(self.drift[k].local_variance() for k in (1, 2)))
-        local60 = self.drift[0].local_variance() if self.drift[0].var_seconds > 0.0 else 0.0
+        local60 = max(0.0, self.drift[0].local_variance())
         ctx = Context(bar.start, self.warm, tuple(c.get() for c in self.cusums), tuple(c.tau for c in self.cusums),
                       self.jumps.last_ts, self.jumps.last_sign, self.jumps.last_big_ts, self.flow10.get(),
                       self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
                       math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get(), self.jumps.last_abs,
                       self.jumps.last_mid, bar.mean,
-                      math.sqrt(local60 / vh) if vh > 0.0 and local60 > 0.0 else 0.0)
+                      math.sqrt(local60 / vh) if vh > 0.0 else 0.0)
         events = self.regime.update(ts, stats, ctx).get()
         if any(e.event == "exit" and e.kind == "deleveraging" for e in events):
             for k in (2, 3):                # the rout's move does not stay in the slow windows
