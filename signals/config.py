@@ -146,6 +146,12 @@ class Thresholds:
     # the mid plus a trade at the other side reads as a jump and goes back within seconds
     # (docs/calibration.md, "A twenty-first pass: a jump that holds"; 0: not back beyond its start)
     burst_jump_hold: float = 0.5
+    # ... and in an hour of the day the seasonal profile has not yet seen (half an hour of trading
+    # at that hour: a feed's first day), the jump's Lee-Mykland statistic is at least this. A busy
+    # session's first open, not yet learned, reads as a surge of trades and volatility, and its
+    # opening moves pass the jump test at 5-9, where news jumps read 8-40 (docs/calibration.md,
+    # "A twenty-third pass: news in an hour not yet seen"; 0: off)
+    burst_unseen_jump_z: float = 7.0
     burst_drift_tstat: float = 0.5         # jump-robust 60-s drift on the jump's side (the cascade)
     # either half of the cascade this strong needs no help from the other: the 10-s flow z, or
     # the 1-min drift on the jump's side with the 10-s flow at least not against it (where the

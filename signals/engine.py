@@ -166,6 +166,7 @@ def _params(cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
     P[K.P_B_JZTR] = th.burst_jump_z_tick_rule
     P[K.P_B_HOLD] = th.burst_jump_hold
     P[K.P_B_HVR] = th.burst_hac_vol_ratio
+    P[K.P_B_UJZ] = th.burst_unseen_jump_z
     P[K.P_D_EZ] = th.delev_enter_flow_z
     P[K.P_D_MIN] = th.delev_min_ticks
     P[K.P_B_MIN] = th.burst_min_ticks

@@ -1350,6 +1350,7 @@ class Context(NamedTuple):
     last_jump_mid: float = 0.0          # the price a burst's entry needs the bar's mean beyond
     mean: float = 0.0                   # the bar's mean price
     hac_vol_ratio_60s: float = 0.0      # 1-min local HAC volatility over the long-run one (0 if not above 0)
+    hour_seen: bool = True              # the seasonal profile holds half an hour of trading at this hour of the day
 
 
 class Event(NamedTuple):
@@ -1518,6 +1519,9 @@ class RegimeMachine(Estimator):
                         or (s["vol_ratio_60s"] < th.burst_vol_ratio and ctx.hac_vol_ratio_60s < th.burst_hac_vol_ratio)):
                     return False
                 if not (self._jump_within(ctx, th.burst_jump_window_seconds) and ctx.last_jump_sign == d):
+                    return False
+                # in an hour not yet seen a busy open's first moves pass the jump test: stronger news
+                if not ctx.hour_seen and ctx.last_jump_abs < th.burst_unseen_jump_z:
                     return False
                 # from the bar after the jump on, the price still holds it (the jump's own bar
                 # averages the prices before it, and a sweep's fills, with the jump)

@@ -1,7 +1,7 @@
 """The numba kernel: every estimator and the regime state machine, fused into one pass per tick.
 
 State lives in two arrays indexed by instrument id: ``F`` (float64, ``NF`` columns) and ``I``
-(int64, ``NI`` columns); one instrument is 2,048 bytes. The column layout below is the snapshot
+(int64, ``NI`` columns); one instrument is 2,040 bytes. The column layout below is the snapshot
 format (bump ``LAYOUT_VERSION`` on any change). ``signals/reference.py`` is the slow,
 obviously-correct implementation of the same arithmetic; tests hold the two together.
 
@@ -112,7 +112,8 @@ P_D_MIN = 58          # deleveraging's activity path needs this many trades behi
 P_D_VM = 59           # deleveraging: a move (15-min drift against the long-run volatility) this violent is intense enough
 P_B_HOLD = 60         # a burst's entry: the share of its jump the bar's mean price still holds
 P_B_HVR = 61          # a burst's volatility surge on the noise-free scale: the 1-min local HAC volatility over the long-run one
-NP = 62
+P_B_UJZ = 62          # a burst in an hour of the day the profile has not seen needs a jump statistic this large
+NP = 63
 IP_BAR_NS, IP_TOL_NS, IP_SAMPLE_NS = 0, 1, 2
 IP_ENTER = 3          # 3 kinds: enter durations (ns)
 IP_EXIT = 6           # 3 kinds: exit durations (ns)
@@ -152,6 +153,7 @@ OWN_FLOOR = 0.05
 OWN_MARGIN = 1.35
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts in full
 UNSEEN_MOVE_WEIGHT = 0.5           # ... before, it counts at this weight
+BURST_SEEN_S = 1800.0              # a burst in an hour the profile holds less trading at needs a jump statistic of P_B_UJZ
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
 # back at 0 that long after a move ends and a later move gets its own onset
 CUSUM_CAP_SLOW_S, CUSUM_CAP_FAST_S = 4 * 3600.0, 3600.0
@@ -701,6 +703,12 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
             jump = I[i, I_LAST_JUMP_TS] != NONE_TS and \
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d
             if not jump:
+                return False
+            # in an hour of the day the seasonal profile has seen less than BURST_SEEN_S of (a
+            # feed's first day) a busy session's first open reads as a surge of trades and
+            # volatility, and its opening moves pass the jump test at Lee-Mykland statistics of
+            # 5-9: there a burst needs stronger news, a jump statistic of P_B_UJZ (news: 8-40)
+            if F[i, F_ST + I[i, I_BAR_BUCKET]] < BURST_SEEN_S and abs(F[i, F_JUMP_Z]) < P[P_B_UJZ]:
                 return False
             # news moves the price to a new level: from the bar after the jump on (the jump's own
             # bar averages the prices before it, and a sweep's fills, with the jump) the bar's

@@ -44,6 +44,7 @@ FAST_NOISE_BLOCK_NS = 60 * 10**9  # until then, a noise scale on 1-min blocks ..
 FAST_NOISE_WARM_S = 3600.0        # ... believed after an hour, corrects the slow t-statistics upwards
 MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts in full
 UNSEEN_MOVE_WEIGHT = 0.5    # ... before, it counts at this weight (a busy open's variance is several times the all-day one)
+BURST_SEEN_S = 1800.0       # a burst in an hour the profile holds less trading at needs burst_unseen_jump_z
 CUSUM_CAP_SLOW_S = 4 * 3600.0  # a CUSUM holds at most this many seconds of its reference drift (slow)
 CUSUM_CAP_FAST_S = 3600.0      # ... (fast)
 
@@ -170,7 +171,8 @@ class Instrument:
                       self.activity.ticks, self.move, self.tick_rule.has_sides(self.ticks + 1),
                       math.sqrt(local / vh) if vh > 0.0 else 0.0, self.activity_cusum.get(), self.jumps.last_abs,
                       self.jumps.last_mid, bar.mean,
-                      math.sqrt(local60 / vh) if vh > 0.0 else 0.0)
+                      math.sqrt(local60 / vh) if vh > 0.0 else 0.0,
+                      self.seasonal.seconds[bar.bucket] >= BURST_SEEN_S)
         events = self.regime.update(ts, stats, ctx).get()
         if any(e.event == "exit" and e.kind == "deleveraging" for e in events):
             for k in (2, 3):                # the rout's move does not stay in the slow windows

@@ -287,11 +287,12 @@ def given_back_news_tape(seed: int, back: float, direction: int = 1, **kw) -> Ti
                        Seg(120, rate=5.0, vol=1e-6, buy=side, jump=-back * j), Seg(1800)], **kw)
 
 
-def noisy_news_tape(seed: int, direction: int = 1, **kw) -> TickBatch:
+def noisy_news_tape(seed: int, direction: int = 1, days: int = 0, **kw) -> TickBatch:
     """A feed whose bid-ask bounce (0.2% half-spread, a trade a second) dominates 1-s returns:
-    6 h quiet, a 1% news jump, then 2 min of five times the trades at three times the
-    volatility with 80% of the aggressors on its side, then 30 min quiet."""
-    return tape(seed, [Seg(WARM_S, rate=1.0), Seg(120, rate=5.0, vol=3e-4, drift=direction * 4e-5,
+    ``days`` days and 6 h quiet, a 1% news jump, then 2 min of five times the trades at three
+    times the volatility with 80% of the aggressors on its side, then 30 min quiet. The bounce
+    is in the jump test's local scale too: the jump's Lee-Mykland statistic reads 4.7-6.9."""
+    return tape(seed, [Seg(days * 86400 + WARM_S, rate=1.0), Seg(120, rate=5.0, vol=3e-4, drift=direction * 4e-5,
                                                    buy=0.5 + 0.3 * direction, jump=direction * 0.01),
                        Seg(1800, rate=1.0)], half_spread=2e-3, **kw)
 

@@ -129,6 +129,7 @@ ERRORS = [
     ("[thresholds]\nexit_fraction = 1.01", "thresholds.exit_fraction"),
     ("[thresholds]\nburst_jump_hold = 1.5", "thresholds.burst_jump_hold must be in [0, 1]"),
     ("[thresholds]\nburst_jump_hold = -0.1", "thresholds.burst_jump_hold must be >= 0"),
+    ("[thresholds]\nburst_unseen_jump_z = -1", "thresholds.burst_unseen_jump_z must be >= 0"),
     ("[thresholds]\nburst_activity_cusum_ratio = 1", "thresholds.burst_activity_cusum_ratio must be > 1"),
     ("[thresholds]\nsteady_tsat = 3", "[thresholds] has unknown keys ['steady_tsat']"),
     ("thresholds = 1", "[thresholds] must be a table"),

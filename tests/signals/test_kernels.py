@@ -796,8 +796,16 @@ def test_a_jump_given_back_identically(hold):
 def test_a_cascade_under_bid_ask_noise_identically():
     """The 1-min volatility on the noise-free scale in the burst rule, in the kernel as in the
     reference: news under a bounce that hides the cascade's volatility is a burst through it."""
-    res, _ = assert_same(noisy_news_tape(3))
+    res, _ = assert_same(noisy_news_tape(3, days=1))
     assert any(t.kind == "burst" for t in res.alerts)
+
+
+@pytest.mark.parametrize("days", [0, 1])
+def test_news_in_an_hour_not_yet_seen_identically(days):
+    """A jump statistic of 4.9 on a feed's first day (the hour not seen: no burst) and a day
+    later (seen: a burst), in the kernel as in the reference."""
+    res, _ = assert_same(noisy_news_tape(3, days=days))
+    assert any(t.kind == "burst" for t in res.alerts) == (days > 0)
 
 
 def test_first_minutes_at_one_price_identically():
