@@ -153,7 +153,7 @@ OWN_FLOOR = 0.05
 OWN_MARGIN = 1.35
 MOVE_SEEN_S = 3600.0               # seconds the profile must hold at this hour before a "violent move" counts in full
 UNSEEN_MOVE_WEIGHT = 0.5           # ... before, it counts at this weight
-BURST_SEEN_S = 1800.0              # a burst in an hour the profile holds less trading at needs a jump statistic of P_B_UJZ
+BURST_SEEN_S = 1800.0              # a burst in an hour with less trading than this in the profile needs P_B_UJZ
 # a CUSUM holds at most this many trading seconds of its reference drift (slow, fast), so it is
 # back at 0 that long after a move ends and a later move gets its own onset
 CUSUM_CAP_SLOW_S, CUSUM_CAP_FAST_S = 4 * 3600.0, 3600.0
@@ -704,8 +704,8 @@ def _holds(F, I, i, bstart, P, stats, move, kind, d, f):
                 bstart - I[i, I_LAST_JUMP_TS] <= P[P_JUMP_WINDOW_S] * 1e9 and _sgn(F[i, F_JUMP_Z]) == d
             if not jump:
                 return False
-            # in an hour of the day the seasonal profile has seen less than BURST_SEEN_S of (a
-            # feed's first day) a busy session's first open reads as a surge of trades and
+            # in an hour of the day with less than BURST_SEEN_S of trading in the seasonal profile
+            # (a feed's first day) a busy session's first open reads as a surge of trades and
             # volatility, and its opening moves pass the jump test at Lee-Mykland statistics of
             # 5-9: there a burst needs stronger news, a jump statistic of P_B_UJZ (news: 8-40)
             if F[i, F_ST + I[i, I_BAR_BUCKET]] < BURST_SEEN_S and abs(F[i, F_JUMP_Z]) < P[P_B_UJZ]:

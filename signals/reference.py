@@ -44,7 +44,7 @@ FAST_NOISE_BLOCK_NS = 60 * 10**9  # until then, a noise scale on 1-min blocks ..
 FAST_NOISE_WARM_S = 3600.0        # ... believed after an hour, corrects the slow t-statistics upwards
 MOVE_SEEN_S = 3600.0        # seconds the profile must hold at this hour before a "violent move" counts in full
 UNSEEN_MOVE_WEIGHT = 0.5    # ... before, it counts at this weight (a busy open's variance is several times the all-day one)
-BURST_SEEN_S = 1800.0       # a burst in an hour the profile holds less trading at needs burst_unseen_jump_z
+BURST_SEEN_S = 1800.0       # a burst in an hour with less trading than this in the profile needs burst_unseen_jump_z
 CUSUM_CAP_SLOW_S = 4 * 3600.0  # a CUSUM holds at most this many seconds of its reference drift (slow)
 CUSUM_CAP_FAST_S = 3600.0      # ... (fast)
 
