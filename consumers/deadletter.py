@@ -9,6 +9,12 @@ One dead-letter record per bad source message. Its value is JSON::
 ``key`` and ``original`` are base64 (``null`` when the source had none). ``rows`` is ``null``
 when the whole message was rejected; for a binary batch with some bad rows it lists them as
 ``{"row": 7, "reason": ..., "error": ...}`` and ``reason`` is that of the first bad row.
+
+A dead letter must fit a Kafka record (1 MB by default on a broker), and one that does not would
+stop the consumer (``send`` raises) or be re-sent forever. So a source value longer than
+:data:`MAX_ORIGINAL_BYTES` is not copied: ``original`` is ``null`` and ``original_bytes`` and
+``original_sha256`` identify it in the source topic (``topic``, ``partition``, ``offset``), which
+still holds it; and ``rows`` lists at most :data:`MAX_ROWS` rows, ``rows_total`` counting them all.
 The record key is the source key, and the headers carry ``reason`` and
 ``source`` (``topic/partition/offset``) so tools can filter without parsing the value.
 
@@ -19,6 +25,7 @@ committing the source offsets, so a crash never loses a rejected message.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any, Sequence
 
 import orjson
@@ -27,6 +34,8 @@ from kafka.errors import KafkaError
 from consumers.wire import MAGIC, Reject
 
 DEFAULT_TOPIC = "tapewatch.deadletter"
+MAX_ORIGINAL_BYTES = 256 * 1024     # larger source values are identified, not copied
+MAX_ROWS = 1_000                    # bad rows listed per dead letter
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -54,10 +63,13 @@ class DeadLetterQueue:
     def send(self, *, original: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
              reason: str, error: str, rows: Sequence[dict[str, Any]] | None = None):
         """Produce one dead-letter record; returns the producer's future."""
-        value = orjson.dumps({
-            "reason": reason, "error": error, "topic": topic, "partition": partition, "offset": offset,
-            "key": _b64(key), "rows": None if rows is None else list(rows), "original": _b64(original),
-        })
+        doc = {"reason": reason, "error": error, "topic": topic, "partition": partition, "offset": offset,
+               "key": _b64(key), "rows": None if rows is None else list(rows[:MAX_ROWS]), "original": _b64(original)}
+        if rows is not None and len(rows) > MAX_ROWS:
+            doc["rows_total"] = len(rows)
+        if original is not None and len(original) > MAX_ORIGINAL_BYTES:
+            doc.update(original=None, original_bytes=len(original), original_sha256=hashlib.sha256(original).hexdigest())
+        value = orjson.dumps(doc)
         headers = [("reason", reason.encode()), ("source", f"{topic}/{partition}/{offset}".encode())]
         return self._send(key, value, headers)
 

@@ -69,6 +69,8 @@ FLUSH_TIMEOUT = 10.0            # producer flush before a checkpoint, seconds
 REVOKE_FLUSH_TIMEOUT = 2.0      # the same inside a revoke callback (it blocks heartbeats)
 MISSING_PARTITION_REJOIN = 3    # lookups that find an assigned partition missing before rejoining the group
 FINAL_CHECKPOINT_TIMEOUT = 30.0  # how long shutdown keeps retrying the last checkpoint
+REDIS_START_TIMEOUT = 30.0      # how long the start waits for Redis to accept connections
+LAG_REFRESH_SECONDS = 5.0       # the lag of owned partitions is also looked up this often
 GC_THRESHOLDS = (5_000, 10, 10)   # see tune_gc
 
 
@@ -170,6 +172,7 @@ class Service:
         self.engine = Engine(config.engine)
         self.exporter = None
         self._stop = threading.Event()
+        self._leaving = False               # run() is done: leaving the group writes no checkpoint
         self._lock = threading.Lock()       # _parts / _pending are touched by the rebalance callbacks
         self._parts: dict[int, _Partition] = {}
         self._pending: set[int] = set()
@@ -181,6 +184,7 @@ class Service:
         self._retry_at = 0.0
         self._backoff = BACKOFF_MIN
         self._restore_at = 0.0
+        self._lag_at = 0.0
         self._restore_backoff = BACKOFF_MIN
         self._missing = 0                   # lookups in a row that found an assigned partition missing
         self._backpressure = False
@@ -225,12 +229,20 @@ class Service:
                     log.info("nothing to read for %.1f s: exiting (--exit-when-idle)", now - idle_since)
                     break
                 self._maybe_checkpoint()
+                self._refresh_lag()
             return 0 if self._final_checkpoint() else 1
         finally:
+            # Leaving the group (the revoke callback in _close) writes nothing: after a clean stop
+            # the final checkpoint has, and after an error the engine may be past records whose
+            # transitions or dead letters were never sent (a batch that failed half way), so
+            # checkpointing its state would lose them for good. The next owner resumes from the
+            # last checkpoint and produces them again.
+            self._leaving = True
             self._close()
 
     def _open(self) -> None:
         cfg = self.config
+        self._check_redis()
         conn = dict(cfg.kafka)
         # Not idempotent: consumers dedupe alerts by id, and an idempotent producer cannot recover
         # when a broker forgets its producer state (Tansu's in-memory storage after a restart).
@@ -257,10 +269,30 @@ class Service:
                                    "choose another --metrics-port, or -1 to run without it") from None
         log.info("consuming %s as group %s; checkpoints in %s", cfg.topic, cfg.group_id, _redact(cfg.redis_url))
 
+    def _check_redis(self) -> None:
+        """Fail at start, saying what to fix, when Redis rejects us or cannot be reached for
+        :data:`REDIS_START_TIMEOUT` (a Redis that starts a little after the service is waited for)."""
+        url = _redact(self.config.redis_url)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        backoff = BACKOFF_MIN
+        while True:
+            try:
+                self._redis.ping()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                if isinstance(e, redis.AuthenticationError) or time.monotonic() + backoff > deadline:
+                    raise ServiceError(f"cannot use Redis at {url}: {e}. Check --redis-url (TAPEWATCH_REDIS_URL) "
+                                       "and that Redis is running") from None
+                log.warning("Redis at %s does not answer yet (%s); retrying in %.1f s", url, e, backoff)
+                time.sleep(backoff)
+                backoff = min(2 * backoff, BACKOFF_MAX)
+            except redis.RedisError as e:       # a wrong password, a database that does not exist
+                raise ServiceError(f"cannot use Redis at {url}: {e}. Check --redis-url (TAPEWATCH_REDIS_URL)") from None
+
     def _close(self) -> None:
         if self._consumer is not None:
             try:
-                self._consumer.close(autocommit=False)     # leaves the group (revoke callback: nothing dirty)
+                self._consumer.close(autocommit=False)     # leaves the group (the revoke callback writes nothing)
             except Exception as e:      # closing must not hide the real outcome
                 log.warning("closing the consumer failed: %s", e)
         if self._producer is not None:
@@ -285,6 +317,8 @@ class Service:
         self._missing = 0
         log.warning("rejoining consumer group %s", self.config.group_id)
         owned = sorted(self._parts)
+        for p in owned:         # written even if unchanged: Redis may have lost it (see _on_revoked)
+            self._parts[p].dirty = True
         self._checkpoint(owned, commit=False)
         for p in owned:
             self._release(p)
@@ -323,7 +357,12 @@ class Service:
         with self._lock:
             self._pending.difference_update(parts)
         owned = [p for p in parts if p in self._parts]
-        if owned and not lost:
+        if owned and not lost and not self._leaving:
+            # written even if unchanged since the last checkpoint: Redis may have restarted empty
+            # while these partitions were idle (a write is what finds that out), and the next
+            # owner would find no checkpoint
+            for p in owned:
+                self._parts[p].dirty = True
             self._checkpoint(owned, flush_timeout=REVOKE_FLUSH_TIMEOUT, commit=False)
         for p in owned:
             self._release(p)
@@ -509,6 +548,25 @@ class Service:
             high = self._consumer.highwater(tp)
             if part is not None and high is not None:
                 self.health.lag(tp.topic, tp.partition, max(0, high - part.next_offset))
+
+    def _refresh_lag(self) -> None:
+        """Every :data:`LAG_REFRESH_SECONDS`, the lag of every owned partition from the broker's end
+        offsets: a paused partition (backpressure while Redis is down) fetches nothing, and
+        :meth:`_handle`'s lag, from the fetched high watermarks, would stand still."""
+        now = time.monotonic()
+        if now < self._lag_at or not self._parts:
+            return
+        self._lag_at = now + LAG_REFRESH_SECONDS
+        tps = {p: TopicPartition(self.config.topic, p) for p in list(self._parts)}
+        try:
+            end = self._consumer.end_offsets(list(tps.values()), timeout_ms=1000)
+        except (KafkaError, KeyError) as e:     # the next refresh tries again
+            log.debug("cannot look up the end offsets for the lag: %s", e)
+            return
+        for p, tp in tps.items():
+            part = self._parts.get(p)
+            if part is not None and tp in end:
+                self.health.lag(tp.topic, p, max(0, end[tp] - part.next_offset))
 
     def _track_instruments(self, decoded: wire.Decoded, spans: list[tuple[int, int]]) -> None:
         """Remember which partition's checkpoint holds each instrument (the first partition it came from).

@@ -353,3 +353,36 @@ def test_dead_letter_record_layout(kafka_broker, unique_name):
         {"reason": b"malformed", "source": b"ticks/3/10"}, {"reason": b"bad_price", "source": b"ticks/3/11"},
         {"reason": b"malformed", "source": b"ticks/3/12"}]
     assert all(r.key == b"DXY" for r in got)
+
+
+@pytest.mark.integration
+def test_a_dead_letter_too_large_for_a_record_names_its_source_instead(kafka_broker, unique_name):
+    """A bad message of megabytes, or a batch of thousands of bad rows, still gives one dead letter
+    that fits a default Kafka record (1 MB): the source is identified, not copied."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from consumers.deadletter import MAX_ORIGINAL_BYTES, MAX_ROWS
+
+    dlq_topic = unique_name("dlq")
+    kafka_broker.create_topic(dlq_topic)
+    huge = b'{"instrument": "' + b"X" * (2 * 1024 * 1024) + b'"'        # 2 MB of malformed JSON
+    n_bad = 3 * MAX_ROWS
+    bad_rows = TickBatch.from_columns(["DXY"] * n_bad, np.arange(1, n_bad + 1), np.full(n_bad, -1.0), np.ones(n_bad))
+    values = [huge, encode_batch(bad_rows)]
+    assert len(values[1]) < MAX_ORIGINAL_BYTES          # copied whole; only its rows are cut
+    records = [SimpleNamespace(topic="ticks", partition=0, offset=i, key=b"DXY", value=v) for i, v in enumerate(values)]
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, **PRODUCER_TUNING)
+    dlq = DeadLetterQueue(producer, topic=dlq_topic)
+    assert dlq.send_rejects(decode(values).rejects, records) == 2
+    dlq.flush(timeout=10)
+    producer.close()
+    got = sorted(read_topic(kafka_broker.bootstrap, dlq_topic), key=lambda r: orjson.loads(r.value)["offset"])
+    assert all(len(r.value) < 1_000_000 for r in got)
+    first, second = (orjson.loads(r.value) for r in got)
+    assert (first["reason"], first["original"], first["original_bytes"]) == ("malformed", None, len(huge))
+    assert first["original_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert (first["topic"], first["partition"], first["offset"]) == ("ticks", 0, 0)
+    assert base64.b64decode(second["original"]) == values[1] and "original_sha256" not in second
+    assert second["rows_total"] == n_bad and len(second["rows"]) == MAX_ROWS
+    assert second["rows"][0] == {"row": 0, "reason": "bad_price", "error": "price -1.0: price must be a finite number > 0"}

@@ -11,6 +11,7 @@ from collections import defaultdict
 import numpy as np
 import orjson
 import pytest
+from kafka.errors import KafkaError
 
 from consumers.service import MISSING_PARTITION_REJOIN, Service, ServiceConfig, ServiceError, start_offset
 from consumers.state import CheckpointStore, Claim, WriteResult, connect
@@ -120,6 +121,33 @@ def test_kill_9_at_random_points_then_restart_equals_the_uninterrupted_run(
     store.client.close()
 
 
+def test_a_batch_that_fails_half_way_is_not_checkpointed_and_the_next_run_produces_it(
+        kafka_broker, redis_server, regime_tape, unique_name):
+    """The engine has processed a batch, then producing its alerts fails (the error stops ``run``):
+    leaving the group must not checkpoint the state past that batch, or its alerts are lost."""
+    topic, group, alerts = unique_name("ticks"), unique_name("group"), unique_name("alerts")
+    kafka_broker.create_topic(topic, 3)
+    publish_ticks(kafka_broker.bootstrap, topic, regime_tape.ticks)
+    config = _config(kafka_broker, redis_server.url, regime_tape, topic, group, alerts, exit_when_idle=1.5)
+    svc = Service(config)
+    emit = svc._emit
+
+    def failing_emit(transitions):
+        if any(t.event == "enter" for t in transitions):
+            raise KafkaError("injected: the alerts topic cannot be written")
+        emit(transitions)
+
+    svc._emit = failing_emit
+    with pytest.raises(KafkaError, match="injected"):
+        svc.run()
+    assert Service(config).run() == 0
+    replay, result = _replay(regime_tape)
+    assert result.alerts
+    _assert_alerts_match_replay(transitions_in_topic(kafka_broker.bootstrap, alerts), result)
+    assert_same_state(checkpointed_engine(redis_server.url, group=group, topic=topic, config=regime_tape.config),
+                      replay, _names(regime_tape.ticks))
+
+
 # ---- rebalances and zombies ----------------------------------------------------------------------
 
 def test_scaling_1_to_3_to_2_consumers_during_a_run_equals_the_single_consumer_run(
@@ -199,7 +227,13 @@ def test_redis_down_pauses_consumption_and_nothing_is_lost_when_it_returns_empty
     with caplog.at_level(logging.WARNING, logger="consumers.service"):
         publish_ticks(kafka_broker.bootstrap, topic, second)
         wait_for(lambda: "pausing all partitions" in caplog.text, timeout=30, what="backpressure")
+        lag = lambda: sum(health("tapewatch_consumer_lag_messages", {"topic": topic, "partition": str(p)}) or 0
+                          for p in range(3))
+        lag_paused = lag()
         publish_ticks(kafka_broker.bootstrap, topic, third)
+        # the pause shows as lag (one message per tick): looked up from the broker, not only
+        # taken from fetches, which a paused partition does not make
+        wait_for(lambda: lag() >= lag_paused + len(third), timeout=15, what="the third part in the lag")
         processed = health("tapewatch_ticks_total")
         threading.Event().wait(1.5)
         assert health("tapewatch_ticks_total") == processed < len(regime_tape.ticks)   # paused
@@ -213,6 +247,36 @@ def test_redis_down_pauses_consumption_and_nothing_is_lost_when_it_returns_empty
     assert_same_state(checkpointed_engine(redis_srv.url, group=group, topic=topic, config=regime_tape.config),
                       replay, _names(regime_tape.ticks))
     _assert_alerts_match_replay(transitions_in_topic(kafka_broker.bootstrap, alerts), result)
+    store.client.close()
+
+
+def test_redis_restarted_empty_under_idle_partitions_loses_nothing_in_a_rebalance(
+        kafka_broker, redis_server, regime_tape, unique_name, caplog):
+    """Redis comes back empty while nothing arrives (no write notices it); a second consumer joins:
+    the partitions the first one gives up are written on the way, so the second one finds them."""
+    topic, group, alerts = unique_name("ticks"), unique_name("group"), unique_name("alerts")
+    kafka_broker.create_topic(topic, 4)
+    store = CheckpointStore(connect(redis_server.url), group=group, topic=topic)
+    # "latest": a partition without a checkpoint would be read on from its end, its state gone
+    config = _config(kafka_broker, redis_server.url, regime_tape, topic, group, alerts, offset_reset_policy="latest")
+    a = _Running(config)
+    wait_for(lambda: len(a.service.partitions) == 4, timeout=30, what="the first consumer to own every partition")
+    publish_ticks(kafka_broker.bootstrap, topic, regime_tape.ticks)
+    wait_for(lambda: _all_checkpointed(kafka_broker, store, topic), timeout=60, what="the tape checkpointed")
+    for key in store.client.scan_iter(match=f"*{group}*"):      # what a restart without persistence does
+        store.client.delete(key)
+    assert not store.read_all()
+    caplog.clear()          # the first consumer's start found no checkpoints, rightly
+    with caplog.at_level(logging.WARNING, logger="consumers.service"):
+        b = _Running(config)
+        wait_for(lambda: a.service.partitions and b.service.partitions
+                 and len(a.service.partitions) + len(b.service.partitions) == 4,
+                 timeout=60, what="two consumers sharing the partitions")
+        assert a.stop() == 0 and b.stop() == 0
+    assert "no checkpoint in Redis" not in caplog.text
+    replay, _ = _replay(regime_tape)
+    assert_same_state(checkpointed_engine(redis_server.url, group=group, topic=topic, config=regime_tape.config),
+                      replay, _names(regime_tape.ticks))
     store.client.close()
 
 

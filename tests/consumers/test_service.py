@@ -183,3 +183,15 @@ def test_unreachable_kafka_fails_with_the_address(redis_server, capsys):
     assert cli_main(["run", "--bootstrap-servers", address, "--bootstrap-timeout", "1", "--metrics-port", "-1",
                      "--redis-url", redis_server.url]) == 1
     assert f"tapewatch run: cannot use Kafka at {address}:" in capsys.readouterr().err
+
+
+def test_unreachable_or_refusing_redis_fails_at_start_with_what_to_fix(redis_server, monkeypatch, capsys):
+    monkeypatch.setattr("consumers.service.REDIS_START_TIMEOUT", 1.0)     # the start waits this long for Redis
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    no_such_db = f"redis://:secret@127.0.0.1:{redis_server.port}/99"      # Redis has databases 0-15
+    for url, shown in ((nowhere, nowhere), (no_such_db, f"redis://***@127.0.0.1:{redis_server.port}/99")):
+        assert cli_main(["run", "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--metrics-port", "-1",
+                         "--redis-url", url]) == 2
+        err = capsys.readouterr().err
+        assert f"tapewatch: error: cannot use Redis at {shown}:" in err and "Check --redis-url (TAPEWATCH_REDIS_URL)" in err
+        assert "secret" not in err
