@@ -229,7 +229,7 @@ _FAMILIES = (
 #: Index of each family's first column in the values matrix built by :func:`_columns`.
 _FIRST_COLUMN = np.cumsum([0] + [len(f.columns) for f in _FAMILIES])[:-1].tolist()
 _LAST_PRICE = STAT_NAMES.index("last_price")
-_INSTRUMENTS_HELP = "Instruments tracked by the engine (exported or not)."
+_INSTRUMENTS_HELP = "Instruments whose state this process holds (exported or not)."
 
 
 def _columns(v: EngineView, rows: np.ndarray) -> np.ndarray:
@@ -293,8 +293,9 @@ class EngineCollector:
         # (names, watched mask, escaped names), replaced as a whole: scrapes may run concurrently
         self._cache: tuple[tuple[str, ...], np.ndarray, np.ndarray] = ((), np.zeros(0, bool), np.zeros(0, object))
 
-    def _series(self) -> tuple[EngineView, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The view, the exported rows, their escaped names, values (one column per series) and non-quiet mask."""
+    def _series(self) -> tuple[EngineView, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The view, the exported rows, their escaped names, values (one column per series), the
+        non-quiet mask and the number of instruments held (a dropped one keeps its name, no state)."""
         v = self._engine_view()
         names, watched, escaped = self._cache
         if v.names != names:        # new instruments
@@ -307,14 +308,14 @@ class EngineCollector:
             alerted = v.alerts_total.reshape(len(v.names), -1).any(axis=1)
             keep |= alerted & (v.last_alert_ts >= v.last_ts[held].max() - RECENT_ALERT_SECONDS * 10**9)
         rows = np.flatnonzero(keep & held)
-        return v, rows, escaped[rows], _columns(v, rows), v.regime[rows] != 0
+        return v, rows, escaped[rows], _columns(v, rows), v.regime[rows] != 0, int(np.count_nonzero(held))
 
     def _unlabelled_last_event(self) -> float | None:
         return None if self._health is None else self._health.last_event_seconds
 
     def exposition(self) -> str:
         """The collector's families in the Prometheus text format 0.0.4 (what ``/metrics`` serves)."""
-        v, _, escaped, values, active = self._series()
+        v, _, escaped, values, active, n_held = self._series()
         out = []
         for fam, j in zip(_FAMILIES, _FIRST_COLUMN):
             out.append(f"# HELP {fam.name} {fam.help}\n# TYPE {fam.name} {fam.type}\n")
@@ -327,12 +328,12 @@ class EngineCollector:
                 tail = '"' + "".join(f',{k}="{lv}"' for k, lv in extra) + "} "
                 out.append("".join([f"{head}{n}{tail}{x}\n" for n, x in zip(names, _go_floats(values[pick, j + c]))]))
         out.append(f"# HELP tapewatch_instruments {_INSTRUMENTS_HELP}\n# TYPE tapewatch_instruments gauge\n"
-                   f"tapewatch_instruments {len(v.names)}\n")
+                   f"tapewatch_instruments {n_held}\n")
         return "".join(out)
 
     def collect(self) -> list[Metric]:
         """The same series as :meth:`exposition`, as prometheus_client metric families."""
-        v, rows, _, values, active = self._series()
+        v, rows, _, values, active, n_held = self._series()
         all_names = np.array([v.names[i] for i in rows.tolist()], dtype=object)
         out: list[Metric] = []
         for fam, j in zip(_FAMILIES, _FIRST_COLUMN):
@@ -346,7 +347,7 @@ class EngineCollector:
                 for name, x in zip(names, values[pick, j + c].tolist()):
                     m.add_metric([name, *(lv for _, lv in extra)], x)
             out.append(m)
-        out.append(GaugeMetricFamily("tapewatch_instruments", _INSTRUMENTS_HELP, value=len(v.names)))
+        out.append(GaugeMetricFamily("tapewatch_instruments", _INSTRUMENTS_HELP, value=n_held))
         return out
 
 

@@ -68,6 +68,12 @@ def query(expr: str, legend: str = "", *, ref: str = "A", instant: bool = False)
     return q.instant().format(pm.PromQueryFormat.TABLE) if instant else q.range()
 
 
+def now(expr: str) -> pb.Dataquery:
+    """A value as of the end of the time range, empty if the series is gone by then (a stat over a
+    range query would show the last value the range holds: a regime's onset after it ended)."""
+    return pb.Dataquery().expr(expr).ref_id("A").datasource(DATASOURCE).instant()
+
+
 def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
     return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
         [dm.Threshold(value=v, color=c) for v, c in steps])
@@ -249,9 +255,10 @@ def instrument() -> str:
               .url(f"/d/{OVERVIEW_UID}/tapewatch-overview").keep_time(True).icon("dashboard"))
         .annotation(entries_annotation('instrument="$instrument"', link=False))
         .with_panel(single("Regime", query(regime_code(m)), mappings=REGIME_MAPPINGS, w=6))
-        .with_panel(single("Since (UTC)", query(f"max(tapewatch_regime_onset_timestamp_seconds{sel}) * 1000"),
-                           unit="dateTimeAsIso", w=6))
-        .with_panel(single("For", query(f"max(tapewatch_regime_duration_seconds{sel})"), unit="dtdurations"))
+        .with_panel(single("Since (UTC)", now(f"max(tapewatch_regime_onset_timestamp_seconds{sel}) * 1000"),
+                           unit="dateTimeAsIso", w=6, description="Onset of the current regime (none when quiet)."))
+        .with_panel(single("For", now(f"max(tapewatch_regime_duration_seconds{sel})"), unit="dtdurations",
+                           description="How long the current regime has lasted (none when quiet)."))
         .with_panel(single("Last price", query(f"max(tapewatch_last_price{sel})")))
         .with_panel(single("Jumps (range)", query(f"sum(increase(tapewatch_jumps_total{sel}[$__range]))")))
         .with_panel(series("Price", query(f"max(tapewatch_last_price{sel})", "$instrument"), w=24))

@@ -229,7 +229,7 @@ def test_only_watchlist_non_quiet_and_recent_alerters_are_exported():
     assert {dict(k)["instrument"] for k in regime_series} == exported
     n_samples = sum(len(f.samples) for f in text_string_to_metric_families(text))
     assert n_samples == len(exported) * SERIES_PER_INSTRUMENT + 3 * 2 + 1   # + onset/duration of 3 active + count
-    assert samples(text, "tapewatch_instruments") == {(): 40.0}
+    assert samples(text, "tapewatch_instruments") == {(): 39.0}           # I03's state was dropped
 
 
 def test_selection_is_recomputed_when_instruments_appear():
