@@ -286,7 +286,7 @@ class Service:
                 log.warning("Redis at %s does not answer yet (%s); retrying in %.1f s", url, e, backoff)
                 time.sleep(backoff)
                 backoff = min(2 * backoff, BACKOFF_MAX)
-            except redis.RedisError as e:       # a wrong password, a database that does not exist
+            except redis.RedisError as e:       # an error answer: a database that does not exist
                 raise ServiceError(f"cannot use Redis at {url}: {e}. Check --redis-url (TAPEWATCH_REDIS_URL)") from None
 
     def _close(self) -> None:
